@@ -1,0 +1,121 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"runtime"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/ternhq/tern/internal/process"
+	"github.com/ternhq/tern/internal/wasi"
+)
+
+type runFlags struct {
+	dirs     []string
+	env      []string
+	engine   string
+	seed     uint64
+	cacheDir string
+}
+
+func newRunCommand() *cobra.Command {
+	var f runFlags
+	cmd := &cobra.Command{
+		Use:   "run [flags] MODULE [ARGS...]",
+		Short: "Run a WASI command module",
+		Long: `Run a WASI (preview1) command module. tern's exit status is the guest's exit code;
+a trap prints its message and wasm stack trace and exits 134; an error of tern's own exits 125.
+Flags end at MODULE or at --.`,
+		Args: cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var seed *uint64
+			if cmd.Flags().Changed("seed") {
+				seed = &f.seed
+			}
+			return runModule(cmd.Context(), f, seed, args[0], args[1:])
+		},
+	}
+	cmd.Flags().SetInterspersed(false)
+	cmd.Flags().StringArrayVar(&f.dirs, "dir", nil, "preopen host directory HOST as GUEST (HOST[:GUEST], repeatable)")
+	cmd.Flags().StringArrayVar(&f.env, "env", nil, "set guest environment variable K=V (repeatable)")
+	cmd.Flags().StringVar(&f.engine, "engine", "", "compiler or interpreter (default: compiler where wazero has one)")
+	cmd.Flags().Uint64Var(&f.seed, "seed", 0, "seed the guest's random source, making the run deterministic")
+	cmd.Flags().StringVar(&f.cacheDir, "cache-dir", "", `compilation cache directory ("-" for none; default: the user cache dir)`)
+	return cmd
+}
+
+// parseDir splits HOST[:GUEST]. A Windows drive letter is part of HOST.
+func parseDir(s string) (wasi.Preopen, error) {
+	if s == "" {
+		return wasi.Preopen{}, fmt.Errorf("--dir: empty")
+	}
+	start := 0
+	if runtime.GOOS == "windows" && len(s) >= 2 && s[1] == ':' {
+		start = 2
+	}
+	host, guest := s, s
+	if i := strings.IndexByte(s[start:], ':'); i >= 0 {
+		host, guest = s[:start+i], s[start+i+1:]
+	}
+	if host == "" || guest == "" {
+		return wasi.Preopen{}, fmt.Errorf("--dir %q: want HOST[:GUEST]", s)
+	}
+	return wasi.Preopen{HostDir: host, GuestPath: guest}, nil
+}
+
+func runModule(ctx context.Context, f runFlags, seed *uint64, path string, args []string) error {
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	cfg := wasi.Config{
+		Args:   append([]string{path}, args...),
+		Env:    f.env,
+		Stdin:  os.Stdin,
+		Stdout: os.Stdout,
+		Stderr: os.Stderr,
+		Seed:   seed,
+	}
+	for _, kv := range f.env {
+		if i := strings.IndexByte(kv, '='); i <= 0 {
+			return fmt.Errorf("--env %q: want K=V", kv)
+		}
+	}
+	for _, d := range f.dirs {
+		p, err := parseDir(d)
+		if err != nil {
+			return err
+		}
+		cfg.Preopens = append(cfg.Preopens, p)
+	}
+	wasm, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("read module: %w", err)
+	}
+	rt, err := process.NewRuntime(ctx, process.Options{Engine: process.Engine(f.engine), CacheDir: f.cacheDir})
+	if err != nil {
+		return err
+	}
+	defer rt.Close(ctx)
+	cm, err := process.Compile(ctx, rt, wasm)
+	if err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	sys, err := wasi.New(cfg)
+	if err != nil {
+		return err
+	}
+	defer sys.Close()
+	slog.Debug("run", "module", path, "args", args, "preopens", len(cfg.Preopens))
+	code, err := process.Run(ctx, rt, cm, sys)
+	if err != nil {
+		return err
+	}
+	if code != 0 {
+		return exitError{code: int(code)}
+	}
+	return nil
+}

@@ -1,0 +1,337 @@
+package wasi
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	mrand "math/rand/v2"
+	"os"
+	"path"
+	"time"
+
+	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/api"
+)
+
+// ModuleName is the import module WASI preview1 guests use.
+const ModuleName = "wasi_snapshot_preview1"
+
+// ErrPreopen is returned when a preopened directory cannot be opened.
+var ErrPreopen = errors.New("preopen")
+
+// Preopen maps a host directory into the guest's file system.
+type Preopen struct {
+	HostDir   string // directory on this host
+	GuestPath string // name the guest sees it by, e.g. "/data" or "."
+}
+
+// Config describes a fresh System.
+type Config struct {
+	Args     []string // argv, the program name first
+	Env      []string // KEY=VALUE pairs, in order
+	Preopens []Preopen
+	Stdin    io.Reader // nil reads as empty
+	Stdout   io.Writer // nil discards
+	Stderr   io.Writer // nil discards
+	// Seed, when non-nil, makes random_get deterministic: a ChaCha8 stream
+	// keyed by the seed. Otherwise random_get reads crypto/rand.
+	Seed *uint64
+}
+
+// Stdio are the host streams a System's standard descriptors use. They are
+// the only host objects not carried in a snapshot.
+type Stdio struct {
+	Stdin  io.Reader
+	Stdout io.Writer
+	Stderr io.Writer
+}
+
+type preopen struct {
+	guest string
+	host  string
+	root  *os.Root
+}
+
+// System is the complete host-side state of one WASI process.
+type System struct {
+	args  []string
+	env   []string
+	pre   []*preopen
+	fds   []*fileDesc // index is the guest fd; nil is a hole
+	stdio Stdio
+
+	// The guest's monotonic clock is monoAt plus the host time elapsed
+	// since clockBase, so it continues from its snapshot value wherever
+	// the process resumes.
+	clockBase time.Time
+	monoAt    uint64
+
+	rng *mrand.ChaCha8 // nil: crypto random
+
+	// interrupt, when closed, makes blocking calls (poll_oneoff sleeps)
+	// return early; see Interrupt.
+	interrupt chan struct{}
+}
+
+// initialMonotonic is where a new process's monotonic clock starts. Not 0,
+// which some runtimes treat as "unset".
+const initialMonotonic = uint64(time.Second)
+
+// New builds a System from cfg, opening every preopen. The caller must Close it.
+func New(cfg Config) (*System, error) {
+	s := &System{
+		args:      append([]string(nil), cfg.Args...),
+		env:       append([]string(nil), cfg.Env...),
+		clockBase: time.Now(),
+		monoAt:    initialMonotonic,
+		interrupt: make(chan struct{}),
+	}
+	s.SetStdio(Stdio{Stdin: cfg.Stdin, Stdout: cfg.Stdout, Stderr: cfg.Stderr})
+	if cfg.Seed != nil {
+		var key [32]byte
+		binary.BigEndian.PutUint64(key[:], *cfg.Seed)
+		copy(key[8:], "tern-wasi-seeded-random")
+		s.rng = mrand.NewChaCha8(key)
+	}
+	for _, k := range cfg.Env {
+		if !validEnv(k) {
+			return nil, fmt.Errorf("environment entry %q: want KEY=VALUE", k)
+		}
+	}
+	s.fds = []*fileDesc{
+		{kind: kindStdin, preopen: -1, rightsBase: rightsStdio},
+		{kind: kindStdout, preopen: -1, rightsBase: rightsStdio},
+		{kind: kindStderr, preopen: -1, rightsBase: rightsStdio},
+	}
+	for _, p := range cfg.Preopens {
+		if err := s.addPreopen(p.HostDir, p.GuestPath); err != nil {
+			s.Close()
+			return nil, err
+		}
+		fd := &fileDesc{kind: kindDir, preopen: len(s.pre) - 1, isPreopen: true, path: ".",
+			rightsBase: rightsDir, rightsInheriting: rightsAll}
+		s.fds = append(s.fds, fd)
+	}
+	return s, nil
+}
+
+func validEnv(kv string) bool {
+	for i := 0; i < len(kv); i++ {
+		if kv[i] == '=' {
+			return i > 0
+		}
+		if kv[i] == 0 {
+			return false
+		}
+	}
+	return false
+}
+
+func (s *System) addPreopen(host, guest string) error {
+	if guest == "" {
+		guest = host
+	}
+	st, err := os.Stat(host)
+	if err != nil {
+		return fmt.Errorf("%w %s: %w", ErrPreopen, host, err)
+	}
+	if !st.IsDir() {
+		return fmt.Errorf("%w %s: not a directory", ErrPreopen, host)
+	}
+	root, err := os.OpenRoot(host)
+	if err != nil {
+		return fmt.Errorf("%w %s: %w", ErrPreopen, host, err)
+	}
+	s.pre = append(s.pre, &preopen{guest: guest, host: host, root: root})
+	return nil
+}
+
+// SetStdio replaces the host streams behind the standard descriptors, for
+// example after a restore on another device.
+func (s *System) SetStdio(st Stdio) {
+	if st.Stdin == nil {
+		st.Stdin = eofReader{}
+	}
+	if st.Stdout == nil {
+		st.Stdout = io.Discard
+	}
+	if st.Stderr == nil {
+		st.Stderr = io.Discard
+	}
+	s.stdio = st
+}
+
+type eofReader struct{}
+
+func (eofReader) Read([]byte) (int, error) { return 0, io.EOF }
+
+// Interrupt makes any blocking WASI call in progress, and every later one,
+// return promptly (poll_oneoff reports its clocks as fired). It is how a
+// freeze gets a sleeping guest back to a safe point.
+func (s *System) Interrupt() {
+	select {
+	case <-s.interrupt:
+	default:
+		close(s.interrupt)
+	}
+}
+
+// Close releases every host file and directory the System holds.
+func (s *System) Close() error {
+	var errs []error
+	for _, f := range s.fds {
+		if f != nil {
+			errs = append(errs, f.close())
+		}
+	}
+	s.fds = nil
+	for _, p := range s.pre {
+		errs = append(errs, p.root.Close())
+	}
+	s.pre = nil
+	return errors.Join(errs...)
+}
+
+// monotonic returns the guest's monotonic clock in nanoseconds.
+func (s *System) monotonic() uint64 {
+	return s.monoAt + uint64(time.Since(s.clockBase))
+}
+
+func (s *System) randomRead(b []byte) {
+	if s.rng != nil {
+		_, _ = s.rng.Read(b)
+		return
+	}
+	_, _ = rand.Read(b)
+}
+
+// Instantiate registers the wasi_snapshot_preview1 host module backed by s
+// in r. A runtime holds one System: instantiate a runtime per process.
+func (s *System) Instantiate(ctx context.Context, r wazero.Runtime) (api.Module, error) {
+	b := r.NewHostModuleBuilder(ModuleName)
+	for _, f := range s.functions() {
+		params := make([]api.ValueType, len(f.sig))
+		for i, c := range f.sig {
+			if c == 'I' {
+				params[i] = api.ValueTypeI64
+			} else {
+				params[i] = api.ValueTypeI32
+			}
+		}
+		var results []api.ValueType
+		if !f.noResult {
+			results = []api.ValueType{api.ValueTypeI32}
+		}
+		fn := f.fn
+		var gofn api.GoModuleFunc
+		if f.noResult {
+			gofn = func(ctx context.Context, mod api.Module, stack []uint64) { fn(ctx, mod, stack) }
+		} else {
+			gofn = func(ctx context.Context, mod api.Module, stack []uint64) {
+				stack[0] = uint64(fn(ctx, mod, stack))
+			}
+		}
+		b.NewFunctionBuilder().WithGoModuleFunction(gofn, params, results).Export(f.name)
+	}
+	return b.Instantiate(ctx)
+}
+
+// Functions lists the names of every function the host module exports.
+func Functions() []string {
+	var s System
+	fs := s.functions()
+	names := make([]string, len(fs))
+	for i, f := range fs {
+		names[i] = f.name
+	}
+	return names
+}
+
+type hostFunc struct {
+	name     string
+	sig      string // one letter a parameter: i = i32, I = i64
+	noResult bool
+	fn       func(context.Context, api.Module, []uint64) Errno
+}
+
+func (s *System) functions() []hostFunc {
+	return []hostFunc{
+		{name: "args_get", sig: "ii", fn: s.argsGet},
+		{name: "args_sizes_get", sig: "ii", fn: s.argsSizesGet},
+		{name: "environ_get", sig: "ii", fn: s.environGet},
+		{name: "environ_sizes_get", sig: "ii", fn: s.environSizesGet},
+		{name: "clock_res_get", sig: "ii", fn: s.clockResGet},
+		{name: "clock_time_get", sig: "iIi", fn: s.clockTimeGet},
+		{name: "fd_advise", sig: "iIIi", fn: s.fdAdvise},
+		{name: "fd_allocate", sig: "iII", fn: s.fdAllocate},
+		{name: "fd_close", sig: "i", fn: s.fdClose},
+		{name: "fd_datasync", sig: "i", fn: s.fdDatasync},
+		{name: "fd_fdstat_get", sig: "ii", fn: s.fdFdstatGet},
+		{name: "fd_fdstat_set_flags", sig: "ii", fn: s.fdFdstatSetFlags},
+		{name: "fd_fdstat_set_rights", sig: "iII", fn: s.fdFdstatSetRights},
+		{name: "fd_filestat_get", sig: "ii", fn: s.fdFilestatGet},
+		{name: "fd_filestat_set_size", sig: "iI", fn: s.fdFilestatSetSize},
+		{name: "fd_filestat_set_times", sig: "iIIi", fn: s.fdFilestatSetTimes},
+		{name: "fd_pread", sig: "iiiIi", fn: s.fdPread},
+		{name: "fd_prestat_get", sig: "ii", fn: s.fdPrestatGet},
+		{name: "fd_prestat_dir_name", sig: "iii", fn: s.fdPrestatDirName},
+		{name: "fd_pwrite", sig: "iiiIi", fn: s.fdPwrite},
+		{name: "fd_read", sig: "iiii", fn: s.fdRead},
+		{name: "fd_readdir", sig: "iiiIi", fn: s.fdReaddir},
+		{name: "fd_renumber", sig: "ii", fn: s.fdRenumber},
+		{name: "fd_seek", sig: "iIii", fn: s.fdSeek},
+		{name: "fd_sync", sig: "i", fn: s.fdSync},
+		{name: "fd_tell", sig: "ii", fn: s.fdTell},
+		{name: "fd_write", sig: "iiii", fn: s.fdWrite},
+		{name: "path_create_directory", sig: "iii", fn: s.pathCreateDirectory},
+		{name: "path_filestat_get", sig: "iiiii", fn: s.pathFilestatGet},
+		{name: "path_filestat_set_times", sig: "iiiiIIi", fn: s.pathFilestatSetTimes},
+		{name: "path_link", sig: "iiiiiii", fn: s.pathLink},
+		{name: "path_open", sig: "iiiiiIIii", fn: s.pathOpen},
+		{name: "path_readlink", sig: "iiiiii", fn: s.pathReadlink},
+		{name: "path_remove_directory", sig: "iii", fn: s.pathRemoveDirectory},
+		{name: "path_rename", sig: "iiiiii", fn: s.pathRename},
+		{name: "path_symlink", sig: "iiiii", fn: s.pathSymlink},
+		{name: "path_unlink_file", sig: "iii", fn: s.pathUnlinkFile},
+		{name: "poll_oneoff", sig: "iiii", fn: s.pollOneoff},
+		{name: "proc_exit", sig: "i", noResult: true, fn: s.procExit},
+		{name: "proc_raise", sig: "i", fn: s.procRaise},
+		{name: "sched_yield", sig: "", fn: s.schedYield},
+		{name: "random_get", sig: "ii", fn: s.randomGet},
+		{name: "sock_accept", sig: "iii", fn: s.sockAccept},
+		{name: "sock_recv", sig: "iiiiii", fn: s.sockRecv},
+		{name: "sock_send", sig: "iiiii", fn: s.sockSend},
+		{name: "sock_shutdown", sig: "ii", fn: s.sockShutdown},
+	}
+}
+
+// cleanGuestPath turns a guest path, relative to a directory at rel inside
+// its preopen, into a path relative to the preopen. Absolute paths and paths
+// that climb out lexically are refused here; os.Root refuses the rest (a
+// symbolic link that points outside).
+func cleanGuestPath(rel, p string) (string, Errno) {
+	if p == "" {
+		return "", ErrnoNoent
+	}
+	for i := 0; i < len(p); i++ {
+		if p[i] == 0 {
+			return "", ErrnoInval
+		}
+	}
+	if p[0] == '/' {
+		return "", ErrnoPerm
+	}
+	trailing := p[len(p)-1] == '/'
+	c := path.Clean(p)
+	if c == ".." || len(c) >= 3 && c[:3] == "../" {
+		return "", ErrnoPerm
+	}
+	full := path.Join(rel, c)
+	if trailing && full != "." {
+		full += "/"
+	}
+	return full, ErrnoSuccess
+}
