@@ -205,4 +205,3 @@ func exitStatus(err error) (uint32, error) {
 	}
 	return 0, &TrapError{Message: msg, Stack: stack, Err: err}
 }
-

@@ -305,7 +305,6 @@ func (s *System) sync(fd uint32, need uint64) Errno {
 	return ErrnoInval
 }
 
-
 func (s *System) fdAdvise(_ context.Context, _ api.Module, st []uint64) Errno {
 	f, e := s.lookupRights(u32(st[0]), rightFdAdvise, ErrnoNotcapable)
 	if e != ErrnoSuccess {
