@@ -10,6 +10,8 @@ import (
 	"sort"
 	"strings"
 	"testing"
+
+	"github.com/ternhq/tern/internal/process"
 )
 
 // testSpec is a wasi-testsuite JSON specification (legacy form; the suite
@@ -99,67 +101,98 @@ func TestWASITestsuite(t *testing.T) {
 		t.Fatalf("found only %d test programs under %s", len(wasms), src)
 	}
 	passed, failed, excepted := 0, 0, 0
-	for _, wasm := range wasms {
-		dir := filepath.Dir(wasm)
-		base := strings.TrimSuffix(filepath.Base(wasm), ".wasm")
-		rel, _ := filepath.Rel(root, wasm)
-		name := strings.TrimSuffix(filepath.ToSlash(rel), ".wasm")
-		ok := t.Run(name, func(t *testing.T) {
-			if reason, ok := exceptions[name]; ok {
-				t.Skipf("listed exception: %s", reason)
+	// Both engines: a process image must resume on either, so both must
+	// run the suite identically.
+	for _, engine := range []string{"compiler", "interpreter"} {
+		for _, wasm := range wasms {
+			dir := filepath.Dir(wasm)
+			base := strings.TrimSuffix(filepath.Base(wasm), ".wasm")
+			rel, _ := filepath.Rel(root, wasm)
+			name := strings.TrimSuffix(filepath.ToSlash(rel), ".wasm")
+			if engine == "compiler" && !compilerHere() {
+				continue
 			}
-			spec := testSpec{}
-			if b, err := os.ReadFile(filepath.Join(dir, base+".json")); err == nil {
-				if err := json.Unmarshal(b, &spec); err != nil {
-					t.Fatalf("spec: %v", err)
+			ran := false
+			ok := t.Run(engine+"/"+name, func(t *testing.T) {
+				ran = true
+				if reason, ok := exceptions[name]; ok {
+					t.Skipf("listed exception: %s", reason)
 				}
+				spec := testSpec{}
+				if b, err := os.ReadFile(filepath.Join(dir, base+".json")); err == nil {
+					if err := json.Unmarshal(b, &spec); err != nil {
+						t.Fatalf("spec: %v", err)
+					}
+				}
+				if spec.Operations != nil {
+					t.Fatalf("operation-based spec not supported by this runner")
+				}
+				// Remove artifacts of earlier tests, as the suite's runner does.
+				removeCleanups(t, dir)
+				args := []string{"run", "--engine", engine, "--cache-dir", cacheDirForTests(t)}
+				for _, d := range spec.Dirs {
+					args = append(args, "--dir", d)
+				}
+				keys := make([]string, 0, len(spec.Env))
+				for k := range spec.Env {
+					keys = append(keys, k)
+				}
+				sort.Strings(keys)
+				for _, k := range keys {
+					args = append(args, "--env", k+"="+spec.Env[k])
+				}
+				args = append(args, "--", base+".wasm")
+				args = append(args, spec.Args...)
+				r := runTern(t, dir, nil, args...)
+				if r.code != spec.ExitCode {
+					t.Errorf("exit code %d, want %d\nstdout: %s\nstderr: %s", r.code, spec.ExitCode, r.stdout, r.stderr)
+				}
+				// Like the suite's own runner, output is checked only where the
+				// spec states it: some tests print diagnostics.
+				if spec.Stdout != nil && r.stdout != *spec.Stdout {
+					t.Errorf("stdout %q, want %q", r.stdout, *spec.Stdout)
+				}
+				if spec.Stderr != nil && r.stderr != *spec.Stderr {
+					t.Errorf("stderr %q, want %q", r.stderr, *spec.Stderr)
+				}
+			})
+			switch _, ex := exceptions[name]; {
+			case !ran:
+			case ex:
+				excepted++
+			case ok:
+				passed++
+			default:
+				failed++
 			}
-			if spec.Operations != nil {
-				t.Fatalf("operation-based spec not supported by this runner")
-			}
-			// Remove artifacts of earlier tests, as the suite's runner does.
-			matches, _ := filepath.Glob(filepath.Join(dir, "*.cleanup"))
-			for _, m := range matches {
-				os.RemoveAll(m)
-			}
-			args := []string{"run", "--cache-dir", cacheDirForTests(t)}
-			for _, d := range spec.Dirs {
-				args = append(args, "--dir", d)
-			}
-			keys := make([]string, 0, len(spec.Env))
-			for k := range spec.Env {
-				keys = append(keys, k)
-			}
-			sort.Strings(keys)
-			for _, k := range keys {
-				args = append(args, "--env", k+"="+spec.Env[k])
-			}
-			args = append(args, "--", base+".wasm")
-			args = append(args, spec.Args...)
-			r := runTern(t, dir, nil, args...)
-			if r.code != spec.ExitCode {
-				t.Errorf("exit code %d, want %d\nstdout: %s\nstderr: %s", r.code, spec.ExitCode, r.stdout, r.stderr)
-			}
-			// Like the suite's own runner, output is checked only where the
-			// spec states it: some tests print diagnostics.
-			if spec.Stdout != nil && r.stdout != *spec.Stdout {
-				t.Errorf("stdout %q, want %q", r.stdout, *spec.Stdout)
-			}
-			if spec.Stderr != nil && r.stderr != *spec.Stderr {
-				t.Errorf("stderr %q, want %q", r.stderr, *spec.Stderr)
-			}
-		})
-		switch _, ex := exceptions[name]; {
-		case ex:
-			excepted++
-		case ok:
-			passed++
-		default:
-			failed++
 		}
 	}
 	fmt.Printf("wasi-testsuite: %d passed, %d failed, %d skipped\n", passed, failed, excepted)
 }
+
+// removeCleanups deletes the *.cleanup artifacts earlier tests left
+// anywhere below dir, as the suite's specification asks.
+func removeCleanups(t *testing.T, dir string) {
+	var found []string
+	filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && strings.HasSuffix(p, ".cleanup") {
+			found = append(found, p)
+			if d.IsDir() {
+				return filepath.SkipDir
+			}
+		}
+		return nil
+	})
+	for _, p := range found {
+		if err := os.RemoveAll(p); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// compilerHere reports whether wazero compiles on this host (elsewhere
+// only the interpreter runs the suite).
+func compilerHere() bool { return process.CompilerSupported() }
 
 // cacheDirForTests shares one compilation cache between the test's runs.
 func cacheDirForTests(t *testing.T) string {

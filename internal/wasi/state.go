@@ -325,8 +325,9 @@ func Restore(st *State, opts RestoreOptions) (*System, error) {
 			}
 		}
 		if err != nil {
+			err = fmt.Errorf("%w: fd %d (%s in %s): %w", ErrRestoreFile, fd, f.path, s.pre[f.preopen].guest, err)
 			s.Close()
-			return nil, fmt.Errorf("%w: fd %d (%s in %s): %w", ErrRestoreFile, fd, f.path, s.pre[f.preopen].guest, err)
+			return nil, err
 		}
 		f.file = file
 	}
