@@ -115,7 +115,16 @@ func runModule(ctx context.Context, f runFlags, seed *uint64, path string, args 
 		return err
 	}
 	if code != 0 {
-		return exitError{code: int(code)}
+		return exitError{code: hostExitCode(code)}
 	}
 	return nil
+}
+
+// hostExitCode fits a guest's 32-bit exit code to the host's: Unix keeps
+// only the low 8 bits, which would turn 256 into success.
+func hostExitCode(code uint32) int {
+	if runtime.GOOS != "windows" && code > 255 {
+		return 255
+	}
+	return int(code)
 }

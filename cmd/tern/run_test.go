@@ -34,3 +34,14 @@ func TestParseDir(t *testing.T) {
 		}
 	}
 }
+
+func TestHostExitCode(t *testing.T) {
+	for in, want := range map[uint32]int{0: 0, 1: 1, 255: 255, 256: 255, 1 << 31: 255} {
+		if runtime.GOOS == "windows" {
+			want = int(in)
+		}
+		if got := hostExitCode(in); got != want {
+			t.Errorf("hostExitCode(%d) = %d, want %d", in, got, want)
+		}
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"io"
 	"os"
 	"sort"
+	"strings"
 
 	"github.com/tetratelabs/wazero/api"
 )
@@ -169,6 +170,22 @@ func (s *System) readDirents(f *fileDesc) ([]dirent, error) {
 		out = append(out, d)
 	}
 	return out, nil
+}
+
+// renamed keeps the recorded paths of open descriptors true after a
+// rename, so that a restore reopens the same files.
+func (s *System) renamed(pre *preopen, oldp, newp string) {
+	for _, f := range s.fds {
+		if f == nil || f.preopen < 0 || s.pre[f.preopen] != pre {
+			continue
+		}
+		switch {
+		case f.path == oldp:
+			f.path = newp
+		case strings.HasPrefix(f.path, oldp+"/"):
+			f.path = newp + f.path[len(oldp):]
+		}
+	}
 }
 
 func joinRel(dir, name string) string {

@@ -763,7 +763,11 @@ func (s *System) pathRename(_ context.Context, mod api.Module, st []uint64) Errn
 	if e != ErrnoSuccess {
 		return e
 	}
-	return toErrno(pre.rename(oldp, newp))
+	if err := pre.rename(oldp, newp); err != nil {
+		return toErrno(err)
+	}
+	s.renamed(pre, strings.TrimSuffix(oldp, "/"), strings.TrimSuffix(newp, "/"))
+	return ErrnoSuccess
 }
 
 func (s *System) pathReadlink(_ context.Context, mod api.Module, st []uint64) Errno {

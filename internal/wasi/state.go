@@ -21,6 +21,7 @@ var (
 	ErrBadState     = errors.New("invalid WASI state")
 	ErrStateVersion = errors.New("unsupported WASI state version")
 	ErrRestoreFile  = errors.New("cannot reopen file")
+	ErrUncapturable = errors.New("state cannot be captured")
 )
 
 // State is everything a System holds, as plain data.
@@ -108,6 +109,12 @@ func (s *System) State() (*State, error) {
 			Access: f.access, FDFlags: f.fdflags, RightsBase: f.rightsBase, RightsInheriting: f.rightsInheriting,
 		}
 		if f.kind == kindFile {
+			// A file is restored by reopening its path: if the path no
+			// longer names the open file (deleted or replaced while open),
+			// a restore would silently open something else.
+			if err := s.checkIdentity(f); err != nil {
+				return nil, fmt.Errorf("%w: fd %d (%s): %w", ErrUncapturable, fd, f.path, err)
+			}
 			pos, err := f.file.Seek(0, io.SeekCurrent)
 			if err != nil {
 				return nil, fmt.Errorf("fd %d (%s): offset: %w", fd, f.path, err)
@@ -120,6 +127,21 @@ func (s *System) State() (*State, error) {
 		st.FDs = append(st.FDs, fs)
 	}
 	return st, nil
+}
+
+func (s *System) checkIdentity(f *fileDesc) error {
+	open, err := f.file.Stat()
+	if err != nil {
+		return err
+	}
+	named, err := s.pre[f.preopen].root.Stat(f.path)
+	if err != nil {
+		return fmt.Errorf("the open file is no longer reachable by its path: %w", err)
+	}
+	if !os.SameFile(open, named) {
+		return errors.New("the path now names a different file than the one open")
+	}
+	return nil
 }
 
 // MarshalBinary encodes the state, version first.

@@ -262,3 +262,39 @@ func FuzzStateUnmarshal(f *testing.F) {
 		}
 	})
 }
+
+func TestStateFollowsRenames(t *testing.T) {
+	dir := fixture(t)
+	s, g, fds := busySystem(t, dir)
+	// Rename the directory holding nothing open and the open file itself.
+	g.mem().WriteString(pathAt, "a.txt")
+	g.mem().WriteString(pathAt+100, "renamed.txt")
+	if e := g.call("path_rename", 3, pathAt, 5, 3, pathAt+100, 11); e != ErrnoSuccess {
+		t.Fatalf("rename: %d", e)
+	}
+	st, err := s.State()
+	must(t, err)
+	if p := st.FDs[fds["reader"]].Path; p != "renamed.txt" {
+		t.Fatalf("open file's path after rename = %q", p)
+	}
+	r, err := Restore(st, RestoreOptions{})
+	must(t, err)
+	defer r.Close()
+	if b, e := newGuest(t, r).read(fds["reader"], 100); e != ErrnoSuccess || string(b) != "world" {
+		t.Fatalf("read after restore = %q, %d", b, e)
+	}
+}
+
+func TestStateRefusesDeletedOpenFile(t *testing.T) {
+	dir := fixture(t)
+	s, _, _ := busySystem(t, dir)
+	must(t, os.Remove(filepath.Join(dir, "a.txt")))
+	if _, err := s.State(); !errors.Is(err, ErrUncapturable) {
+		t.Fatalf("err = %v, want ErrUncapturable", err)
+	}
+	// Replaced by another file of the same name: still refused.
+	must(t, os.WriteFile(filepath.Join(dir, "a.txt"), []byte("impostor"), 0o644))
+	if _, err := s.State(); !errors.Is(err, ErrUncapturable) {
+		t.Fatalf("err = %v, want ErrUncapturable", err)
+	}
+}
