@@ -42,7 +42,14 @@ type result struct {
 // exit status.
 func runTern(t testing.TB, dir string, stdin []byte, args ...string) result {
 	t.Helper()
-	cmd := exec.Command(ternBin, args...)
+	return runCommand(t, dir, stdin, append([]string{ternBin}, args...))
+}
+
+// runCommand runs argv (a tern binary, possibly behind an emulator) in dir.
+func runCommand(t testing.TB, dir string, stdin []byte, argv []string) result {
+	t.Helper()
+	args := argv[1:]
+	cmd := exec.Command(argv[0], args...)
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), "TERN_TEST=1")
 	cmd.Stdin = bytes.NewReader(stdin)
@@ -58,6 +65,25 @@ func runTern(t testing.TB, dir string, stdin []byte, args ...string) result {
 		code = ee.ExitCode()
 	}
 	return result{stdout: so.String(), stderr: se.String(), code: code}
+}
+
+// crossTern builds tern for goarch and returns the command line that runs
+// it under qemu-user, so tests can exercise tern on foreign architectures
+// (s390x is big-endian) on this machine.
+func crossTern(t testing.TB, goarch string) []string {
+	t.Helper()
+	qemu := map[string]string{"s390x": "qemu-s390x", "arm64": "qemu-aarch64", "riscv64": "qemu-riscv64"}[goarch]
+	emu, err := exec.LookPath(qemu)
+	if err != nil {
+		t.Fatalf("%s not found: apt-get install -y qemu-user (.ci/run installs it)", qemu)
+	}
+	bin := filepath.Join(t.TempDir(), "tern-"+goarch)
+	cmd := exec.Command("go", "build", "-o", bin, ".")
+	cmd.Env = append(os.Environ(), "GOARCH="+goarch, "GOOS=linux", "CGO_ENABLED=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("build tern for %s: %v\n%s", goarch, err, out)
+	}
+	return []string{emu, bin}
 }
 
 // sharedDir locates ../shared beside the repository.
