@@ -27,7 +27,7 @@ func (w *Writer) Varint(v int64)      { w.buf = binary.AppendVarint(w.buf, v) }
 func (w *Writer) U32(v uint32)        { w.buf = binary.BigEndian.AppendUint32(w.buf, v) }
 func (w *Writer) U64(v uint64)        { w.buf = binary.BigEndian.AppendUint64(w.buf, v) }
 func (w *Writer) Raw(b []byte)        { w.buf = append(w.buf, b...) }
-func (w *Writer) String(s string)     { w.Uvarint(uint64(len(s))); w.buf = append(w.buf, s...) }
+func (w *Writer) Str(s string)        { w.Uvarint(uint64(len(s))); w.buf = append(w.buf, s...) }
 func (w *Writer) BytesField(b []byte) { w.Uvarint(uint64(len(b))); w.buf = append(w.buf, b...) }
 
 func (w *Writer) Bool(v bool) {
@@ -42,7 +42,7 @@ func (w *Writer) Bool(v bool) {
 func (w *Writer) Strings(ss []string) {
 	w.Uvarint(uint64(len(ss)))
 	for _, s := range ss {
-		w.String(s)
+		w.Str(s)
 	}
 }
 
@@ -199,7 +199,7 @@ func (r *Reader) BytesField() []byte {
 	return append([]byte(nil), r.take(int(n))...)
 }
 
-func (r *Reader) String() string {
+func (r *Reader) Str() string {
 	n := r.Uvarint()
 	if r.err != nil {
 		return ""
@@ -218,7 +218,7 @@ func (r *Reader) Strings() []string {
 	}
 	ss := make([]string, n)
 	for i := range ss {
-		ss[i] = r.String()
+		ss[i] = r.Str()
 	}
 	return ss
 }

@@ -15,12 +15,12 @@ func TestRoundTrip(t *testing.T) {
 	w.U64(math.MaxUint64)
 	w.Uvarint(1 << 40)
 	w.Varint(-12345)
-	w.String("héllo")
+	w.Str("héllo")
 	w.BytesField([]byte{0, 1, 2})
 	w.Strings([]string{"a", "", "c"})
 
 	r := NewReader(w.Data())
-	got := []any{r.U8(), r.Bool(), r.U32(), r.U64(), r.Uvarint(), r.Varint(), r.String(), r.BytesField(), r.Strings()}
+	got := []any{r.U8(), r.Bool(), r.U32(), r.U64(), r.Uvarint(), r.Varint(), r.Str(), r.BytesField(), r.Strings()}
 	r.End()
 	if err := r.Err(); err != nil {
 		t.Fatal(err)
@@ -51,7 +51,7 @@ func TestReaderErrors(t *testing.T) {
 		{"short u32", []byte{1, 2}, func(r *Reader) { r.U32() }, ErrTruncated},
 		{"bool 2", []byte{2}, func(r *Reader) { r.Bool() }, ErrMalformed},
 		{"varint overflow", []byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01}, func(r *Reader) { r.Uvarint() }, ErrMalformed},
-		{"string longer than input", []byte{10, 'a'}, func(r *Reader) { r.String() }, ErrTruncated},
+		{"string longer than input", []byte{10, 'a'}, func(r *Reader) { r.Str() }, ErrTruncated},
 		{"huge count", []byte{0xff, 0xff, 0xff, 0xff, 0x0f}, func(r *Reader) { r.Len(1) }, ErrTruncated},
 		{"uvarint32 too big", []byte{0x80, 0x80, 0x80, 0x80, 0x10}, func(r *Reader) { r.Uvarint32() }, ErrMalformed},
 		{"trailing", []byte{1, 2}, func(r *Reader) { r.U8(); r.End() }, ErrMalformed},
@@ -64,7 +64,7 @@ func TestReaderErrors(t *testing.T) {
 				t.Fatalf("err = %v, want %v", r.Err(), c.want)
 			}
 			// Errors stick: later reads return zero values.
-			if r.U64() != 0 || r.String() != "" {
+			if r.U64() != 0 || r.Str() != "" {
 				t.Fatal("read after error returned data")
 			}
 		})

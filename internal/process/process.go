@@ -23,7 +23,7 @@ var (
 	ErrNotWasm        = errors.New("not a WebAssembly module")
 	ErrInvalidModule  = errors.New("invalid WebAssembly module")
 	ErrMissingImports = errors.New("module imports what tern does not provide")
-	ErrNoStart        = errors.New("module exports no _start function (not a WASI command)")
+	ErrNoStart        = errors.New("module exports no _start function of type () -> () (not a WASI command)")
 	ErrEngine         = errors.New("engine unavailable")
 )
 
@@ -130,18 +130,25 @@ func Compile(ctx context.Context, r wazero.Runtime, wasm []byte) (wazero.Compile
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInvalidModule, err)
 	}
-	if err := checkImports(cm); err != nil {
+	if err := checkImports(cm, wasm); err != nil {
 		cm.Close(ctx)
 		return nil, err
 	}
-	if _, ok := cm.ExportedFunctions()["_start"]; !ok {
+	start, ok := cm.ExportedFunctions()["_start"]
+	if !ok {
 		cm.Close(ctx)
 		return nil, ErrNoStart
+	}
+	// wazero would call it anyway and fail with "expected 1 params, but
+	// passed 0", which reads like a trap.
+	if len(start.ParamTypes()) > 0 || len(start.ResultTypes()) > 0 {
+		cm.Close(ctx)
+		return nil, fmt.Errorf("%w: its _start has type %s", ErrNoStart, funcType(start))
 	}
 	return cm, nil
 }
 
-func checkImports(cm wazero.CompiledModule) error {
+func checkImports(cm wazero.CompiledModule, wasm []byte) error {
 	provided := wasi.Functions()
 	var missing []string
 	for _, f := range cm.ImportedFunctions() {
@@ -154,6 +161,7 @@ func checkImports(cm wazero.CompiledModule) error {
 		mod, name, _ := m.Import()
 		missing = append(missing, mod+"."+name+" (memory)")
 	}
+	missing = append(missing, tableAndGlobalImports(wasm)...)
 	if len(missing) > 0 {
 		return fmt.Errorf("%w: %s", ErrMissingImports, strings.Join(missing, ", "))
 	}
@@ -174,8 +182,12 @@ func (e *TrapError) Unwrap() error { return e.Err }
 // _start to completion. It returns the guest's exit code; a trap is a
 // *TrapError.
 func Run(ctx context.Context, r wazero.Runtime, cm wazero.CompiledModule, s *wasi.System) (uint32, error) {
-	if _, err := s.Instantiate(ctx, r); err != nil {
+	host, err := s.Instantiate(ctx, r)
+	if err != nil {
 		return 0, fmt.Errorf("instantiate WASI: %w", err)
+	}
+	if err := checkImportTypes(cm, host); err != nil {
+		return 0, err
 	}
 	mod, err := r.InstantiateModule(ctx, cm, wazero.NewModuleConfig().WithName(""))
 	if mod != nil {

@@ -153,8 +153,8 @@ func (st *State) MarshalBinary() ([]byte, error) {
 	w.Strings(st.Env)
 	w.Uvarint(uint64(len(st.Preopens)))
 	for _, p := range st.Preopens {
-		w.String(p.GuestPath)
-		w.String(p.HostDir)
+		w.Str(p.GuestPath)
+		w.Str(p.HostDir)
 	}
 	w.U64(st.Monotonic)
 	w.BytesField(st.RNG)
@@ -166,7 +166,7 @@ func (st *State) MarshalBinary() ([]byte, error) {
 		}
 		w.Varint(int64(f.Preopen))
 		w.Bool(f.IsPreopen)
-		w.String(f.Path)
+		w.Str(f.Path)
 		w.U8(uint8(f.Access))
 		w.Uvarint(uint64(f.FDFlags))
 		w.U64(f.RightsBase)
@@ -174,7 +174,7 @@ func (st *State) MarshalBinary() ([]byte, error) {
 		w.Varint(f.Offset)
 		w.Uvarint(uint64(len(f.Dirents)))
 		for _, d := range f.Dirents {
-			w.String(d.Name)
+			w.Str(d.Name)
 			w.Uvarint(d.Ino)
 			w.U8(d.Type)
 		}
@@ -197,7 +197,7 @@ func (st *State) UnmarshalBinary(data []byte) error {
 	out.Env = r.Strings()
 	np := r.Len(2)
 	for i := 0; i < np; i++ {
-		out.Preopens = append(out.Preopens, Preopen{GuestPath: r.String(), HostDir: r.String()})
+		out.Preopens = append(out.Preopens, Preopen{GuestPath: r.Str(), HostDir: r.Str()})
 	}
 	out.Monotonic = r.U64()
 	if rng := r.BytesField(); len(rng) > 0 {
@@ -216,7 +216,7 @@ func (st *State) UnmarshalBinary(data []byte) error {
 		}
 		f.Preopen = int(r.Varint())
 		f.IsPreopen = r.Bool()
-		f.Path = r.String()
+		f.Path = r.Str()
 		f.Access = int(r.U8())
 		flags := r.Uvarint()
 		f.FDFlags = uint16(flags)
@@ -225,7 +225,7 @@ func (st *State) UnmarshalBinary(data []byte) error {
 		f.Offset = r.Varint()
 		nd := r.Len(3)
 		for j := 0; j < nd; j++ {
-			f.Dirents = append(f.Dirents, Dirent{Name: r.String(), Ino: r.Uvarint(), Type: r.U8()})
+			f.Dirents = append(f.Dirents, Dirent{Name: r.Str(), Ino: r.Uvarint(), Type: r.U8()})
 		}
 		if r.Err() == nil {
 			if err := f.validate(i, len(out.Preopens), flags); err != nil {
