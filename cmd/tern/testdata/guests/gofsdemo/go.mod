@@ -1,0 +1,3 @@
+module gofsdemo
+
+go 1.26
