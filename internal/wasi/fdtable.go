@@ -162,12 +162,17 @@ func (s *System) readDirents(f *fileDesc) ([]dirent, error) {
 	}
 	out = append(out, dirent{name: "..", ino: parentIno, ftype: filetypeDirectory})
 	for _, n := range names {
-		d := dirent{name: n}
-		if st, err := pre.root.Lstat(joinRel(f.path, n)); err == nil {
+		out = append(out, dirent{name: n})
+	}
+	if statEntries(dir, out[2:]) {
+		return out, nil
+	}
+	for i := 2; i < len(out); i++ {
+		d := &out[i]
+		if st, err := pre.root.Lstat(joinRel(f.path, d.name)); err == nil {
 			d.ino = inode(st)
 			d.ftype = filetype(st.Mode())
 		}
-		out = append(out, d)
 	}
 	return out, nil
 }

@@ -37,9 +37,20 @@ func iovecs(mem api.Memory, iovs, n uint32, fn func([]byte) (done bool, e Errno)
 }
 
 func (s *System) fdRead(_ context.Context, mod api.Module, st []uint64) Errno {
-	f, e := s.lookupRights(u32(st[0]), rightFdRead, ErrnoBadf)
+	// What the descriptor is decides before its rights, so the errno is
+	// read(2)'s: EISDIR for a directory, not EBADF for a missing right.
+	f, e := s.lookup(u32(st[0]))
 	if e != ErrnoSuccess {
 		return e
+	}
+	switch f.kind {
+	case kindDir:
+		return ErrnoIsdir
+	case kindStdout, kindStderr:
+		return ErrnoBadf
+	}
+	if f.rightsBase&rightFdRead == 0 {
+		return ErrnoBadf
 	}
 	mem := mod.Memory()
 	var total uint32
@@ -64,18 +75,17 @@ func (s *System) fdRead(_ context.Context, mod api.Module, st []uint64) Errno {
 			return true, ErrnoSuccess
 		})
 	case kindFile:
+		// One read a buffer, stopping at a short one: a regular file fills
+		// every buffer until its end, and a FIFO or device in a preopen
+		// returns what it has instead of blocking for more.
 		e = iovecs(mem, u32(st[1]), u32(st[2]), func(b []byte) (bool, Errno) {
-			n, err := io.ReadFull(f.file, b)
+			n, err := f.file.Read(b)
 			total += uint32(n)
-			if err == io.EOF || err == io.ErrUnexpectedEOF {
+			if err == io.EOF {
 				return true, ErrnoSuccess
 			}
-			return err != nil, toErrno(err)
+			return err != nil || n < len(b), toErrno(err)
 		})
-	case kindDir:
-		return ErrnoIsdir
-	default:
-		return ErrnoBadf
 	}
 	if e != ErrnoSuccess {
 		return e
@@ -87,9 +97,15 @@ func (s *System) fdRead(_ context.Context, mod api.Module, st []uint64) Errno {
 }
 
 func (s *System) fdWrite(_ context.Context, mod api.Module, st []uint64) Errno {
-	f, e := s.lookupRights(u32(st[0]), rightFdWrite, ErrnoBadf)
+	f, e := s.lookup(u32(st[0]))
 	if e != ErrnoSuccess {
 		return e
+	}
+	switch {
+	case f.kind == kindDir:
+		return ErrnoIsdir
+	case f.kind == kindStdin, f.rightsBase&rightFdWrite == 0:
+		return ErrnoBadf
 	}
 	var w io.Writer
 	switch f.kind {
@@ -104,10 +120,6 @@ func (s *System) fdWrite(_ context.Context, mod api.Module, st []uint64) Errno {
 			}
 		}
 		w = f.file
-	case kindDir:
-		return ErrnoIsdir
-	default:
-		return ErrnoBadf
 	}
 	mem := mod.Memory()
 	var total uint32
@@ -128,21 +140,28 @@ func (s *System) fdWrite(_ context.Context, mod api.Module, st []uint64) Errno {
 	return ErrnoSuccess
 }
 
-// fileOnly returns a regular-file descriptor, or the errno POSIX gives for
-// a positional operation on what fd is.
+// fileOnly returns a regular-file descriptor holding the rights in need,
+// or the errno POSIX gives for a positional operation on what fd is (which
+// decides before rights, as on a host).
 func (s *System) fileOnly(fd uint32, need uint64) (*fileDesc, Errno) {
-	f, e := s.lookupRights(fd, need, ErrnoNotcapable)
+	f, e := s.lookup(fd)
 	if e != ErrnoSuccess {
 		return nil, e
 	}
 	switch f.kind {
 	case kindFile:
-		return f, ErrnoSuccess
 	case kindDir:
 		return nil, ErrnoIsdir
 	default:
 		return nil, ErrnoSpipe
 	}
+	if f.rightsBase&need != need {
+		if need&(rightFdRead|rightFdWrite) != 0 && f.rightsBase&(need&(rightFdRead|rightFdWrite)) == 0 {
+			return nil, ErrnoBadf
+		}
+		return nil, ErrnoNotcapable
+	}
+	return f, ErrnoSuccess
 }
 
 func (s *System) fdPread(_ context.Context, mod api.Module, st []uint64) Errno {
@@ -462,9 +481,8 @@ func (s *System) fdFilestatSetSize(_ context.Context, _ api.Module, st []uint64)
 	f, e := s.fileOnly(u32(st[0]), rightFdFilestatSetSize)
 	switch e {
 	case ErrnoSuccess:
-	case ErrnoIsdir:
-		return ErrnoBadf
-	case ErrnoSpipe:
+	case ErrnoIsdir, ErrnoSpipe:
+		// ftruncate(2) on anything but a regular file.
 		return ErrnoInval
 	default:
 		return e
@@ -639,13 +657,8 @@ func (s *System) pathOpen(_ context.Context, mod api.Module, st []uint64) Errno 
 	if oflags&oflagTrunc != 0 {
 		flags |= os.O_TRUNC
 	}
-	file, err := pre.root.OpenFile(p, flags, 0o666)
+	file, isDir, err := pre.openFile(p, flags, 0o666)
 	if err != nil {
-		return toErrno(err)
-	}
-	fi, err := file.Stat()
-	if err != nil {
-		file.Close()
 		return toErrno(err)
 	}
 	fd := &fileDesc{
@@ -657,14 +670,14 @@ func (s *System) pathOpen(_ context.Context, mod api.Module, st []uint64) Errno 
 	}
 	// Rights that cannot apply to what was opened are dropped, as
 	// other WASI hosts do, so fdstat shows what the descriptor can do.
-	if fi.IsDir() {
+	if isDir {
 		fd.kind = kindDir
 		fd.fdflags &^= fdflagAppend
 		fd.rightsBase &= rightsDir
 	} else {
 		fd.rightsBase &= rightsFile
 	}
-	if !fi.IsDir() && oflags&oflagDirectory != 0 {
+	if !isDir && oflags&oflagDirectory != 0 {
 		file.Close()
 		return ErrnoNotdir
 	}

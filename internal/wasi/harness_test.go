@@ -55,7 +55,7 @@ func (g *guest) call(name string, params ...uint64) Errno {
 	if len(stack) == 0 {
 		stack = make([]uint64, 1)
 	}
-	return f.fn(context.Background(), g.mod, stack)
+	return f.fn(g.s, context.Background(), g.mod, stack)
 }
 
 // Scratch memory layout used by the helpers.

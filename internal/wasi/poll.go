@@ -65,7 +65,6 @@ func (s *System) pollOneoff(ctx context.Context, mod api.Module, st []uint64) Er
 	if _, ok := mem.Read(out, n*eventSize); !ok {
 		return ErrnoFault
 	}
-	now := time.Now()
 	subs := make([]subscription, n)
 	var earliest time.Time
 	var stdinWaiters bool
@@ -92,7 +91,9 @@ func (s *System) pollOneoff(ctx context.Context, mod api.Module, st []uint64) Er
 			if rel > uint64(1<<62) {
 				rel = 1 << 62
 			}
-			sub.deadline = now.Add(time.Duration(rel))
+			// Host time taken after the guest clock was read, so an
+			// absolute deadline is never reached early.
+			sub.deadline = time.Now().Add(time.Duration(rel))
 			if earliest.IsZero() || sub.deadline.Before(earliest) {
 				earliest = sub.deadline
 			}
@@ -108,7 +109,7 @@ func (s *System) pollOneoff(ctx context.Context, mod api.Module, st []uint64) Er
 	}
 	if !anyReady(subs) {
 		s.wait(ctx, earliest, stdinWaiters)
-		now = time.Now()
+		now := time.Now()
 		for i := range subs {
 			sub := &subs[i]
 			switch sub.tag {
