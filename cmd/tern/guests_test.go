@@ -16,11 +16,6 @@ import (
 	"github.com/ternhq/tern/internal/process"
 )
 
-// wasiToolchainHint is what a machine without the C-to-WASI toolchain
-// needs. CI installs it, so a missing toolchain fails rather than skips:
-// a skip would let the C guest silently stop being tested.
-const wasiToolchainHint = "apt-get install -y clang wasi-libc libclang-rt-14-dev-wasm32 lld-14"
-
 // guestsDir holds the guest programs' sources. Under testdata, so that
 // `go build ./...` and `go vet ./...` leave them alone.
 const guestsDir = "testdata/guests"
@@ -146,24 +141,7 @@ func guestSeedDir(t *testing.T) string {
 func buildCGuest(t *testing.T, out string) (wasm, native string) {
 	t.Helper()
 	src := filepath.Join(guestsDir, "fsdemo.c")
-	clang, err := exec.LookPath("clang")
-	if err != nil {
-		t.Fatalf("clang not found, so the C guest cannot be built for WASI; run: %s", wasiToolchainHint)
-	}
-	// Ask the driver for the sysroot's libc and the wasm32 builtins up
-	// front: a compile failure on a missing <stdio.h> or
-	// libclang_rt.builtins-wasm32.a says less about what to install.
-	for _, q := range []string{"-print-file-name=libc.a", "-print-libgcc-file-name"} {
-		o, err := exec.Command(clang, "--target=wasm32-wasi", q).Output()
-		p := strings.TrimSpace(string(o))
-		if _, serr := os.Stat(p); err != nil || !filepath.IsAbs(p) || serr != nil {
-			t.Fatalf("clang --target=wasm32-wasi %s: %q: WASI sysroot or wasm32 runtime library missing; run: %s", q, p, wasiToolchainHint)
-		}
-	}
-	wasm = filepath.Join(out, "fsdemo.wasm")
-	if o, err := exec.Command(clang, "--target=wasm32-wasi", "-O2", "-Wall", "-o", wasm, src).CombinedOutput(); err != nil {
-		t.Fatalf("clang --target=wasm32-wasi: %v\n%s\n(if the toolchain is incomplete, run: %s)", err, o, wasiToolchainHint)
-	}
+	wasm = buildWasiC(t, src)
 	cc, err := exec.LookPath("cc")
 	if err != nil {
 		t.Fatalf("no host C compiler (cc) to build the native reference: %v", err)

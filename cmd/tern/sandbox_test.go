@@ -25,6 +25,16 @@ func buildWasiC(t *testing.T, src string) string {
 	if err != nil {
 		t.Fatalf("clang not found (%v); install the WASI C toolchain: %s", err, wasiToolchainInstall)
 	}
+	// Ask the driver for the sysroot's libc and the wasm32 builtins up
+	// front: a compile failure on a missing <stdio.h> or
+	// libclang_rt.builtins-wasm32.a says less about what to install.
+	for _, q := range []string{"-print-file-name=libc.a", "-print-libgcc-file-name"} {
+		o, err := exec.Command(clang, "--target=wasm32-wasi", q).Output()
+		p := strings.TrimSpace(string(o))
+		if _, serr := os.Stat(p); err != nil || !filepath.IsAbs(p) || serr != nil {
+			t.Fatalf("clang --target=wasm32-wasi %s: %q: WASI sysroot or wasm32 runtime library missing; run: %s", q, p, wasiToolchainInstall)
+		}
+	}
 	tmp := t.TempDir()
 	base := strings.TrimSuffix(filepath.Base(src), ".c")
 	obj, out := filepath.Join(tmp, base+".o"), filepath.Join(tmp, base+".wasm")
