@@ -87,15 +87,28 @@ func (s *System) install(f *fileDesc) (uint32, Errno) {
 	return uint32(len(s.fds) - 1), ErrnoSuccess
 }
 
-// lookupRights returns descriptor fd if it holds every right in need, and
-// denied otherwise.
-func (s *System) lookupRights(fd uint32, need uint64, denied Errno) (*fileDesc, Errno) {
+// rightsErrno is what a call needing rights need gets on a descriptor that
+// holds have: EBADF when reading or writing is missing, as read(2) and
+// write(2) report a descriptor not open for it; ENOTCAPABLE otherwise.
+func rightsErrno(have, need uint64) Errno {
+	missing := need &^ have
+	switch {
+	case missing == 0:
+		return ErrnoSuccess
+	case missing&(rightFdRead|rightFdWrite) != 0:
+		return ErrnoBadf
+	}
+	return ErrnoNotcapable
+}
+
+// lookupRights returns descriptor fd if it holds every right in need.
+func (s *System) lookupRights(fd uint32, need uint64) (*fileDesc, Errno) {
 	f, e := s.lookup(fd)
 	if e != ErrnoSuccess {
 		return nil, e
 	}
-	if f.rightsBase&need != need {
-		return nil, denied
+	if e := rightsErrno(f.rightsBase, need); e != ErrnoSuccess {
+		return nil, e
 	}
 	return f, ErrnoSuccess
 }
@@ -111,8 +124,8 @@ func (s *System) resolve(mem api.Memory, dirfd, ptr, n uint32, need uint64) (*pr
 	if e != ErrnoSuccess {
 		return nil, "", e
 	}
-	if d.rightsBase&need != need {
-		return nil, "", ErrnoNotcapable
+	if e := rightsErrno(d.rightsBase, need); e != ErrnoSuccess {
+		return nil, "", e
 	}
 	p, e := cleanGuestPath(d.path, string(b))
 	if e != ErrnoSuccess {

@@ -49,8 +49,8 @@ func (s *System) fdRead(_ context.Context, mod api.Module, st []uint64) Errno {
 	case kindStdout, kindStderr:
 		return ErrnoBadf
 	}
-	if f.rightsBase&rightFdRead == 0 {
-		return ErrnoBadf
+	if e := rightsErrno(f.rightsBase, rightFdRead); e != ErrnoSuccess {
+		return e
 	}
 	mem := mod.Memory()
 	var total uint32
@@ -101,11 +101,14 @@ func (s *System) fdWrite(_ context.Context, mod api.Module, st []uint64) Errno {
 	if e != ErrnoSuccess {
 		return e
 	}
-	switch {
-	case f.kind == kindDir:
+	switch f.kind {
+	case kindDir:
 		return ErrnoIsdir
-	case f.kind == kindStdin, f.rightsBase&rightFdWrite == 0:
+	case kindStdin:
 		return ErrnoBadf
+	}
+	if e := rightsErrno(f.rightsBase, rightFdWrite); e != ErrnoSuccess {
+		return e
 	}
 	var w io.Writer
 	switch f.kind {
@@ -155,11 +158,8 @@ func (s *System) fileOnly(fd uint32, need uint64) (*fileDesc, Errno) {
 	default:
 		return nil, ErrnoSpipe
 	}
-	if f.rightsBase&need != need {
-		if need&(rightFdRead|rightFdWrite) != 0 && f.rightsBase&(need&(rightFdRead|rightFdWrite)) == 0 {
-			return nil, ErrnoBadf
-		}
-		return nil, ErrnoNotcapable
+	if e := rightsErrno(f.rightsBase, need); e != ErrnoSuccess {
+		return nil, e
 	}
 	return f, ErrnoSuccess
 }
@@ -222,7 +222,7 @@ func (s *System) fdSeek(_ context.Context, mod api.Module, st []uint64) Errno {
 	if st[1] == 0 && u32(st[2]) == whenceCur {
 		need = rightFdTell
 	}
-	f, e := s.lookupRights(u32(st[0]), need, ErrnoNotcapable)
+	f, e := s.lookupRights(u32(st[0]), need)
 	if e != ErrnoSuccess {
 		return e
 	}
@@ -248,7 +248,7 @@ func (s *System) fdSeek(_ context.Context, mod api.Module, st []uint64) Errno {
 }
 
 func (s *System) fdTell(_ context.Context, mod api.Module, st []uint64) Errno {
-	f, e := s.lookupRights(u32(st[0]), rightFdTell, ErrnoNotcapable)
+	f, e := s.lookupRights(u32(st[0]), rightFdTell)
 	if e != ErrnoSuccess {
 		return e
 	}
@@ -307,7 +307,7 @@ func (s *System) fdDatasync(_ context.Context, _ api.Module, st []uint64) Errno 
 }
 
 func (s *System) sync(fd uint32, need uint64) Errno {
-	f, e := s.lookupRights(fd, need, ErrnoNotcapable)
+	f, e := s.lookupRights(fd, need)
 	if e != ErrnoSuccess {
 		return e
 	}
@@ -325,7 +325,7 @@ func (s *System) sync(fd uint32, need uint64) Errno {
 }
 
 func (s *System) fdAdvise(_ context.Context, _ api.Module, st []uint64) Errno {
-	f, e := s.lookupRights(u32(st[0]), rightFdAdvise, ErrnoNotcapable)
+	f, e := s.lookupRights(u32(st[0]), rightFdAdvise)
 	if e != ErrnoSuccess {
 		return e
 	}
@@ -413,7 +413,7 @@ func (s *System) stdioStream(k fdKind) any {
 }
 
 func (s *System) fdFdstatSetFlags(_ context.Context, _ api.Module, st []uint64) Errno {
-	f, e := s.lookupRights(u32(st[0]), rightFdFdstatSetFlags, ErrnoNotcapable)
+	f, e := s.lookupRights(u32(st[0]), rightFdFdstatSetFlags)
 	if e != ErrnoSuccess {
 		return e
 	}
@@ -444,7 +444,7 @@ func (s *System) fdFdstatSetRights(_ context.Context, _ api.Module, st []uint64)
 }
 
 func (s *System) fdFilestatGet(_ context.Context, mod api.Module, st []uint64) Errno {
-	f, e := s.lookupRights(u32(st[0]), rightFdFilestatGet, ErrnoNotcapable)
+	f, e := s.lookupRights(u32(st[0]), rightFdFilestatGet)
 	if e != ErrnoSuccess {
 		return e
 	}
@@ -494,7 +494,7 @@ func (s *System) fdFilestatSetSize(_ context.Context, _ api.Module, st []uint64)
 }
 
 func (s *System) fdFilestatSetTimes(_ context.Context, _ api.Module, st []uint64) Errno {
-	f, e := s.lookupRights(u32(st[0]), rightFdFilestatSetTimes, ErrnoNotcapable)
+	f, e := s.lookupRights(u32(st[0]), rightFdFilestatSetTimes)
 	if e != ErrnoSuccess {
 		return e
 	}
@@ -561,8 +561,8 @@ func (s *System) fdReaddir(_ context.Context, mod api.Module, st []uint64) Errno
 	if f.kind != kindDir {
 		return ErrnoNotdir
 	}
-	if f.rightsBase&rightFdReaddir == 0 {
-		return ErrnoNotcapable
+	if e := rightsErrno(f.rightsBase, rightFdReaddir); e != ErrnoSuccess {
+		return e
 	}
 	bufPtr, bufLen, cookie := u32(st[1]), u32(st[2]), st[3]
 	mem := mod.Memory()

@@ -174,8 +174,6 @@ func (s *System) pollFd(sub *subscription) {
 		}
 	case (f.kind == kindStdout || f.kind == kindStderr) && sub.tag == eventtypeFdWrite:
 		sub.ready = true
-	case f.kind == kindDir:
-		sub.errno, sub.ready = ErrnoBadf, true
 	default:
 		sub.errno, sub.ready = ErrnoBadf, true
 	}
