@@ -20,6 +20,7 @@ type runFlags struct {
 	engine   string
 	seed     uint64
 	cacheDir string
+	freeze   freezeFlags
 }
 
 func newRunCommand() *cobra.Command {
@@ -29,7 +30,10 @@ func newRunCommand() *cobra.Command {
 		Short: "Run a WASI command module",
 		Long: `Run a WASI (preview1) command module. tern's exit status is the guest's exit code;
 a trap prints its message and wasm stack trace and exits 134; an error of tern's own exits 125.
-Flags end at MODULE or at --.`,
+Flags end at MODULE or at --.
+
+With --checkpoint FILE the process can be frozen: on SIGINT or SIGTERM, or after
+--freeze-after, it is captured into FILE and tern exits 0; 'tern resume FILE' continues it.`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var seed *uint64
@@ -45,6 +49,7 @@ Flags end at MODULE or at --.`,
 	cmd.Flags().StringVar(&f.engine, "engine", "", "compiler or interpreter (default: compiler where wazero has one)")
 	cmd.Flags().Uint64Var(&f.seed, "seed", 0, "seed the guest's random source, making the run deterministic")
 	cmd.Flags().StringVar(&f.cacheDir, "cache-dir", "", `compilation cache directory ("-" for none; default: the user cache dir)`)
+	f.freeze.register(cmd)
 	return cmd
 }
 
@@ -91,6 +96,9 @@ func runModule(ctx context.Context, f runFlags, seed *uint64, path string, args 
 		}
 		cfg.Preopens = append(cfg.Preopens, p)
 	}
+	if err := f.freeze.check(); err != nil {
+		return err
+	}
 	wasm, err := os.ReadFile(path)
 	if err != nil {
 		return fmt.Errorf("read module: %w", err)
@@ -100,24 +108,23 @@ func runModule(ctx context.Context, f runFlags, seed *uint64, path string, args 
 		return err
 	}
 	defer rt.Close(ctx)
-	cm, err := process.Compile(ctx, rt, wasm)
+	prog, err := process.Load(ctx, rt, wasm, f.freeze.checkpoint != "")
 	if err != nil {
 		return fmt.Errorf("%s: %w", path, err)
 	}
+	defer prog.Close(ctx)
 	sys, err := wasi.New(cfg)
 	if err != nil {
 		return err
 	}
 	defer sys.Close()
 	slog.Debug("run", "module", path, "args", args, "preopens", len(cfg.Preopens))
-	code, err := process.Run(ctx, rt, cm, sys)
+	p, err := process.Start(ctx, rt, prog, sys)
 	if err != nil {
 		return err
 	}
-	if code != 0 {
-		return exitError{code: hostExitCode(code)}
-	}
-	return nil
+	defer p.Close(ctx)
+	return supervise(ctx, p, prog, f.freeze, f.engine)
 }
 
 // hostExitCode fits a guest's 32-bit exit code to the host's: Unix keeps

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/tetratelabs/wazero/api"
 )
@@ -36,7 +37,7 @@ func iovecs(mem api.Memory, iovs, n uint32, fn func([]byte) (done bool, e Errno)
 	return ErrnoSuccess
 }
 
-func (s *System) fdRead(_ context.Context, mod api.Module, st []uint64) Errno {
+func (s *System) fdRead(ctx context.Context, mod api.Module, st []uint64) Errno {
 	// What the descriptor is decides before its rights, so the errno is
 	// read(2)'s: EISDIR for a directory, not EBADF for a missing right.
 	f, e := s.lookup(u32(st[0]))
@@ -56,9 +57,14 @@ func (s *System) fdRead(_ context.Context, mod api.Module, st []uint64) Errno {
 	var total uint32
 	switch f.kind {
 	case kindStdin:
-		if f.fdflags&fdflagNonblock != 0 {
-			if ready, pollable := readable(s.stdio.Stdin, 0); pollable && !ready {
+		if ready, pollable := readable(s.stdio.Stdin, 0); pollable && !ready {
+			if f.fdflags&fdflagNonblock != 0 {
 				return ErrnoAgain
+			}
+			// Wait here rather than in read(2), so that a freeze finds
+			// the guest waiting before anything was read.
+			if s.wait(ctx, mod, "fd_read", time.Time{}, true) {
+				return ErrnoIntr
 			}
 		}
 		// One read into the first non-empty buffer: a stream returns what
@@ -69,6 +75,7 @@ func (s *System) fdRead(_ context.Context, mod api.Module, st []uint64) Errno {
 			}
 			n, err := s.stdio.Stdin.Read(b)
 			total += uint32(n)
+			s.stdinRead += uint64(n)
 			if err != nil && !errors.Is(err, io.EOF) && n == 0 {
 				return true, toErrno(err)
 			}

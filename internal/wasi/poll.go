@@ -108,13 +108,13 @@ func (s *System) pollOneoff(ctx context.Context, mod api.Module, st []uint64) Er
 		}
 	}
 	if !anyReady(subs) {
-		s.wait(ctx, earliest, stdinWaiters)
+		cut := s.wait(ctx, mod, "poll_oneoff", earliest, stdinWaiters)
 		now := time.Now()
 		for i := range subs {
 			sub := &subs[i]
 			switch sub.tag {
 			case eventtypeClock:
-				sub.ready = !sub.deadline.After(now) || s.interrupted()
+				sub.ready = !sub.deadline.After(now) || cut
 			case eventtypeFdRead:
 				if !sub.ready && sub.errno == ErrnoSuccess {
 					sub.ready, _ = readable(s.stdio.Stdin, 0)
@@ -176,53 +176,5 @@ func (s *System) pollFd(sub *subscription) {
 		sub.ready = true
 	default:
 		sub.errno, sub.ready = ErrnoBadf, true
-	}
-}
-
-// wait blocks until the deadline, stdin becoming readable (when asked),
-// an interrupt, or ctx ending. A zero deadline means none.
-func (s *System) wait(ctx context.Context, deadline time.Time, stdin bool) {
-	if stdin {
-		if _, pollable := readable(s.stdio.Stdin, 0); pollable {
-			// Poll in slices so an interrupt or cancellation is noticed.
-			for !s.interrupted() && ctx.Err() == nil {
-				slice := 50 * time.Millisecond
-				if !deadline.IsZero() {
-					left := time.Until(deadline)
-					if left <= 0 {
-						return
-					}
-					slice = min(slice, left)
-				}
-				if ready, _ := readable(s.stdio.Stdin, slice); ready {
-					return
-				}
-			}
-			return
-		}
-	}
-	if deadline.IsZero() {
-		// Nothing can become ready: only an interrupt or cancellation ends it.
-		select {
-		case <-s.interrupt:
-		case <-ctx.Done():
-		}
-		return
-	}
-	t := time.NewTimer(time.Until(deadline))
-	defer t.Stop()
-	select {
-	case <-t.C:
-	case <-s.interrupt:
-	case <-ctx.Done():
-	}
-}
-
-func (s *System) interrupted() bool {
-	select {
-	case <-s.interrupt:
-		return true
-	default:
-		return false
 	}
 }

@@ -31,6 +31,7 @@ type State struct {
 	Preopens  []Preopen
 	Monotonic uint64    // the guest's monotonic clock when the state was taken
 	RNG       []byte    // ChaCha8 state when seeded; nil for crypto random
+	StdinRead uint64    // bytes the guest has read from stdin so far
 	FDs       []FDState // index is the guest fd; Kind 0 marks a hole
 }
 
@@ -88,6 +89,7 @@ func (s *System) State() (*State, error) {
 		Args:      append([]string(nil), s.args...),
 		Env:       append([]string(nil), s.env...),
 		Monotonic: s.monotonic(),
+		StdinRead: s.stdinRead,
 	}
 	for _, p := range s.pre {
 		st.Preopens = append(st.Preopens, Preopen{HostDir: p.host, GuestPath: p.guest})
@@ -158,6 +160,7 @@ func (st *State) MarshalBinary() ([]byte, error) {
 	}
 	w.U64(st.Monotonic)
 	w.BytesField(st.RNG)
+	w.Uvarint(st.StdinRead)
 	w.Uvarint(uint64(len(st.FDs)))
 	for _, f := range st.FDs {
 		w.U8(uint8(f.Kind))
@@ -203,6 +206,7 @@ func (st *State) UnmarshalBinary(data []byte) error {
 	if rng := r.BytesField(); len(rng) > 0 {
 		out.RNG = rng
 	}
+	out.StdinRead = r.Uvarint()
 	nfd := r.Len(1)
 	if nfd > maxFDs {
 		r.Fail(fmt.Errorf("%d descriptors, at most %d", nfd, maxFDs))
@@ -300,7 +304,8 @@ func Restore(st *State, opts RestoreOptions) (*System, error) {
 		env:       append([]string(nil), st.Env...),
 		clockBase: time.Now(),
 		monoAt:    st.Monotonic,
-		interrupt: make(chan struct{}),
+		susp:      suspender{ch: make(chan struct{})},
+		stdinRead: st.StdinRead,
 	}
 	s.SetStdio(opts.Stdio)
 	if st.RNG != nil {

@@ -72,9 +72,10 @@ type System struct {
 
 	rng *mrand.ChaCha8 // nil: crypto random
 
-	// interrupt, when closed, makes blocking calls (poll_oneoff sleeps)
-	// return early; see Interrupt.
-	interrupt chan struct{}
+	susp suspender
+	// stdinRead counts the bytes the guest has read from stdin, so a
+	// frozen process can say where its input stopped.
+	stdinRead uint64
 }
 
 // initialMonotonic is where a new process's monotonic clock starts. Not 0,
@@ -88,7 +89,7 @@ func New(cfg Config) (*System, error) {
 		env:       append([]string(nil), cfg.Env...),
 		clockBase: time.Now(),
 		monoAt:    initialMonotonic,
-		interrupt: make(chan struct{}),
+		susp:      suspender{ch: make(chan struct{})},
 	}
 	s.SetStdio(Stdio{Stdin: cfg.Stdin, Stdout: cfg.Stdout, Stderr: cfg.Stderr})
 	if cfg.Seed != nil {
@@ -169,17 +170,6 @@ type eofReader struct{}
 
 func (eofReader) Read([]byte) (int, error) { return 0, io.EOF }
 
-// Interrupt makes any blocking WASI call in progress, and every later one,
-// return promptly (poll_oneoff reports its clocks as fired). It is how a
-// freeze gets a sleeping guest back to a safe point.
-func (s *System) Interrupt() {
-	select {
-	case <-s.interrupt:
-	default:
-		close(s.interrupt)
-	}
-}
-
 // Close releases every host file and directory the System holds.
 func (s *System) Close() error {
 	var errs []error
@@ -196,6 +186,10 @@ func (s *System) Close() error {
 		errs = append(errs, p.root.Close())
 	}
 	s.pre = nil
+	if s.susp.wake != nil {
+		s.susp.wake.close()
+		s.susp.wake = nil
+	}
 	return errors.Join(errs...)
 }
 

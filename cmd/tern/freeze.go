@@ -1,0 +1,172 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"runtime/debug"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/ternhq/tern/internal/image"
+	"github.com/ternhq/tern/internal/process"
+)
+
+// freezeFlags are the flags of run and resume that make a process freezable.
+type freezeFlags struct {
+	checkpoint string
+	after      time.Duration
+	timeout    time.Duration
+}
+
+func (f *freezeFlags) register(cmd *cobra.Command) {
+	cmd.Flags().StringVar(&f.checkpoint, "checkpoint", "", "on SIGINT/SIGTERM (or --freeze-after) freeze the process into `FILE` and exit 0")
+	cmd.Flags().DurationVar(&f.after, "freeze-after", 0, "freeze into the --checkpoint file after this long")
+	cmd.Flags().DurationVar(&f.timeout, "freeze-timeout", process.DefaultFreezeTimeout, "give up a freeze that finds no safe point in this long (the process keeps running)")
+}
+
+func (f *freezeFlags) check() error {
+	if f.after < 0 {
+		return fmt.Errorf("--freeze-after %v: must not be negative", f.after)
+	}
+	if f.after > 0 && f.checkpoint == "" {
+		return errors.New("--freeze-after needs --checkpoint FILE to freeze into")
+	}
+	if f.checkpoint != "" {
+		// Fail now, not after an hour of running, if the image cannot be written.
+		dir := filepath.Dir(f.checkpoint)
+		if st, err := os.Stat(dir); err != nil || !st.IsDir() {
+			return fmt.Errorf("--checkpoint %s: directory %s does not exist", f.checkpoint, dir)
+		}
+		if st, err := os.Stat(f.checkpoint); err == nil && st.IsDir() {
+			return fmt.Errorf("--checkpoint %s: is a directory", f.checkpoint)
+		}
+	}
+	return nil
+}
+
+// supervise runs p to its end. With a checkpoint file it also freezes p
+// into it on SIGINT/SIGTERM or after --freeze-after; a freeze that times
+// out leaves p running, and the next signal tries again.
+func supervise(ctx context.Context, p *process.Process, prog *process.Program, f freezeFlags, engine string) error {
+	type runResult struct {
+		code uint32
+		err  error
+	}
+	done := make(chan runResult, 1)
+	go func() {
+		code, err := p.Run(ctx)
+		done <- runResult{code, err}
+	}()
+	var trigger <-chan time.Time
+	var sigs chan os.Signal
+	if f.checkpoint != "" {
+		sigs = make(chan os.Signal, 1)
+		signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+		defer signal.Stop(sigs)
+		if f.after > 0 {
+			t := time.NewTimer(f.after)
+			defer t.Stop()
+			trigger = t.C
+		}
+	}
+	freeze := func(why string) error {
+		fz, err := p.Freeze(ctx, f.timeout)
+		if errors.Is(err, process.ErrNotRunning) {
+			return nil // it ended meanwhile; done says how
+		}
+		if errors.Is(err, process.ErrFreezeTimeout) {
+			fmt.Fprintf(os.Stderr, "tern: %v\n", err)
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("freeze: %w", err)
+		}
+		img := fz.Image
+		img.Producer = producer(engine)
+		img.Module = prog.Wasm
+		size, err := writeImage(f.checkpoint, img)
+		if err != nil {
+			// Nothing is lost: the process goes on, and a later signal
+			// can try again.
+			fz.Continue()
+			fmt.Fprintf(os.Stderr, "tern: freeze: %v; the process keeps running\n", err)
+			return nil
+		}
+		fz.Stop()
+		fmt.Fprintf(os.Stderr, "tern: frozen (%s) into %s: %d KiB of memory in %d bytes, halted in %v\n",
+			why, f.checkpoint, len(img.Memory)/1024, size, fz.Halt.Round(time.Microsecond))
+		return nil
+	}
+	for {
+		select {
+		case r := <-done:
+			if errors.Is(r.err, process.ErrFrozen) {
+				return nil
+			}
+			if r.err != nil {
+				return r.err
+			}
+			if r.code != 0 {
+				return exitError{code: hostExitCode(r.code)}
+			}
+			return nil
+		case s := <-sigs:
+			if err := freeze(s.String()); err != nil {
+				return err
+			}
+		case <-trigger:
+			if err := freeze("after " + f.after.String()); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+// writeImage encodes img into path through a temporary file, so a crash
+// mid-write never leaves a truncated image where a good one was.
+func writeImage(path string, img *image.Image) (int64, error) {
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".tern-image-*")
+	if err != nil {
+		return 0, err
+	}
+	defer os.Remove(tmp.Name())
+	if err := image.Encode(tmp, img); err != nil {
+		tmp.Close()
+		return 0, fmt.Errorf("encode image: %w", err)
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return 0, err
+	}
+	st, err := tmp.Stat()
+	if err != nil {
+		tmp.Close()
+		return 0, err
+	}
+	if err := tmp.Close(); err != nil {
+		return 0, err
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return 0, err
+	}
+	return st.Size(), nil
+}
+
+func producer(engine string) string {
+	v := "devel"
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+		v = bi.Main.Version
+	}
+	e, err := process.Engine(engine).Resolve()
+	if err != nil {
+		e = process.Engine(engine)
+	}
+	return fmt.Sprintf("tern %s %s/%s %s", v, runtime.GOOS, runtime.GOARCH, e)
+}

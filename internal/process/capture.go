@@ -1,0 +1,507 @@
+package process
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/api"
+
+	"github.com/ternhq/tern/internal/enc"
+	"github.com/ternhq/tern/internal/goguest"
+	"github.com/ternhq/tern/internal/image"
+	"github.com/ternhq/tern/internal/wasi"
+)
+
+// Errors callers branch on.
+var (
+	// ErrFrozen ends Run when a freeze stopped the process.
+	ErrFrozen = errors.New("process frozen")
+	// ErrNotCapturable: the module cannot be frozen (yet).
+	ErrNotCapturable = errors.New("module cannot be frozen")
+	// ErrFreezeTimeout: the guest reached no safe point in time. It keeps running.
+	ErrFreezeTimeout = errors.New("freeze timed out")
+	// ErrNotRunning: there is nothing to freeze.
+	ErrNotRunning = errors.New("process is not running")
+	// ErrImageMismatch: an image does not belong to the module given.
+	ErrImageMismatch = errors.New("image does not match module")
+)
+
+// Program is a module ready to be started or resumed, prepared for capture
+// when it can be.
+type Program struct {
+	Wasm []byte   // the original module
+	Hash [32]byte // sha256 of Wasm
+	// Go is set when the module is a Go guest prepared for capture.
+	Go *goguest.Module
+	cm wazero.CompiledModule
+}
+
+// Load checks and compiles wasm. With capture, the module is prepared so
+// that it can be frozen; a module that cannot be is refused with
+// ErrNotCapturable and the reason.
+func Load(ctx context.Context, r wazero.Runtime, wasm []byte, capture bool) (*Program, error) {
+	p := &Program{Wasm: wasm, Hash: sha256.Sum256(wasm)}
+	code := wasm
+	if capture {
+		g, err := goguest.Prepare(wasm)
+		switch {
+		case errors.Is(err, goguest.ErrNotGo):
+			return nil, fmt.Errorf("%w: only Go (GOOS=wasip1) guests can be frozen so far", ErrNotCapturable)
+		case err != nil:
+			if _, cerr := Compile(ctx, r, wasm); cerr != nil {
+				return nil, cerr // not even runnable: say that first
+			}
+			return nil, fmt.Errorf("%w: %w", ErrNotCapturable, err)
+		}
+		p.Go, code = g, g.Wasm
+	}
+	cm, err := Compile(ctx, r, code)
+	if err != nil {
+		return nil, err
+	}
+	p.cm = cm
+	return p, nil
+}
+
+// Close releases the compiled code.
+func (p *Program) Close(ctx context.Context) error { return p.cm.Close(ctx) }
+
+// Process is one running instance of a Program.
+type Process struct {
+	prog  *Program
+	sys   *wasi.System
+	mod   api.Module
+	entry api.Function
+
+	// Go guest handles, nil otherwise.
+	loop    api.Function
+	flag    api.MutableGlobal
+	caller  api.Global
+	globals []api.MutableGlobal
+
+	mu      sync.Mutex
+	req     *freezeReq
+	running bool
+	ended   bool
+}
+
+type freezeReq struct {
+	taken    bool // the guest has stopped for it; no more preempt writes
+	result   chan freezeResult
+	decision chan bool // true: stop for good; false: continue
+}
+
+type freezeResult struct {
+	img *image.Image
+	err error
+}
+
+// Start instantiates prog with the WASI system sys; Run runs it from _start.
+func Start(ctx context.Context, r wazero.Runtime, prog *Program, sys *wasi.System) (*Process, error) {
+	p, err := instantiate(ctx, r, prog, sys)
+	if err != nil {
+		return nil, err
+	}
+	p.entry = p.mod.ExportedFunction("_start")
+	return p, nil
+}
+
+// Resume instantiates prog and loads img into it; Run continues it. sys
+// must be the WASI system restored from img.WASI.
+func Resume(ctx context.Context, r wazero.Runtime, prog *Program, img *image.Image, sys *wasi.System) (*Process, error) {
+	if img.ModuleHash != prog.Hash {
+		return nil, fmt.Errorf("%w: image is of module %x, this module is %x", ErrImageMismatch, img.ModuleHash[:6], prog.Hash[:6])
+	}
+	if img.Kind != image.KindGo || prog.Go == nil {
+		return nil, fmt.Errorf("%w: image kind %s needs a module prepared for it", ErrImageMismatch, img.Kind)
+	}
+	p, err := instantiate(ctx, r, prog, sys)
+	if err != nil {
+		return nil, err
+	}
+	if err := p.load(img); err != nil {
+		p.Close(ctx)
+		return nil, fmt.Errorf("resume: %w", err)
+	}
+	p.entry = p.loop
+	return p, nil
+}
+
+func instantiate(ctx context.Context, r wazero.Runtime, prog *Program, sys *wasi.System) (*Process, error) {
+	host, err := sys.Instantiate(ctx, r)
+	if err != nil {
+		return nil, fmt.Errorf("instantiate WASI: %w", err)
+	}
+	if err := checkImportTypes(prog.cm, host); err != nil {
+		return nil, err
+	}
+	// No start functions: _start runs from Run, and a resumed module must
+	// not run its start function again.
+	mod, err := r.InstantiateModule(ctx, prog.cm, wazero.NewModuleConfig().WithName("").WithStartFunctions())
+	if err != nil {
+		return nil, fmt.Errorf("instantiate: %w", err)
+	}
+	p := &Process{prog: prog, sys: sys, mod: mod}
+	if prog.Go != nil {
+		p.loop = mod.ExportedFunction(goguest.ExportLoop)
+		p.flag, _ = mod.ExportedGlobal(goguest.ExportFreeze).(api.MutableGlobal)
+		p.caller = mod.ExportedGlobal(goguest.ExportCaller)
+		for i := range goguest.NumGlobals {
+			g, ok := mod.ExportedGlobal(fmt.Sprint(goguest.ExportGlobal, i)).(api.MutableGlobal)
+			if !ok {
+				mod.Close(ctx)
+				return nil, fmt.Errorf("prepared module lacks global %d", i)
+			}
+			p.globals = append(p.globals, g)
+		}
+		if p.loop == nil || p.flag == nil || p.caller == nil {
+			mod.Close(ctx)
+			return nil, errors.New("prepared module lacks its capture exports")
+		}
+		sys.SetBlockHook(p.blocked)
+	}
+	return p, nil
+}
+
+// Close releases the instance. It does not close the WASI system.
+func (p *Process) Close(ctx context.Context) error {
+	p.sys.SetBlockHook(nil)
+	return p.mod.Close(ctx)
+}
+
+// Run runs the process until it exits, traps or is stopped by a freeze
+// (ErrFrozen). It returns the guest's exit code.
+func (p *Process) Run(ctx context.Context) (uint32, error) {
+	p.mu.Lock()
+	if p.running || p.ended {
+		p.mu.Unlock()
+		return 0, errors.New("process already ran")
+	}
+	p.running = true
+	p.mu.Unlock()
+	defer p.finish()
+	fn := p.entry
+	for {
+		_, err := fn.Call(ctx)
+		if errors.Is(err, ErrFrozen) {
+			return 0, ErrFrozen
+		}
+		// A Go guest's loop returns only for a freeze (the program ends in
+		// proc_exit); the flag alone does not say so, as a withdrawn
+		// request may have reset it after the loop saw it.
+		if err == nil && p.loop != nil {
+			p.flag.Set(goguest.FreezeNone)
+			if p.atSafePoint() {
+				return 0, ErrFrozen
+			}
+			fn = p.loop
+			continue
+		}
+		return exitStatus(err)
+	}
+}
+
+func (p *Process) finish() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.running, p.ended = false, true
+	if p.req != nil && !p.req.taken {
+		p.req.result <- freezeResult{err: ErrNotRunning}
+		p.req = nil
+	}
+}
+
+// atSafePoint runs when the loop returned for a freeze. It captures the
+// state for the pending request and reports whether the process stops.
+func (p *Process) atSafePoint() (stop bool) {
+	p.mu.Lock()
+	req := p.req
+	if req == nil || req.taken {
+		// The request was withdrawn after the flag was seen.
+		p.mu.Unlock()
+		return false
+	}
+	req.taken = true
+	p.mu.Unlock()
+	img, err := p.capture("")
+	req.result <- freezeResult{img, err}
+	if err != nil {
+		return false
+	}
+	return <-req.decision
+}
+
+// blocked is the WASI block hook: a freeze requested while the guest
+// waits in a blocking import captures it there.
+func (p *Process) blocked(ctx context.Context, mod api.Module, fn string) error {
+	pc := p.caller.Get()
+	p.mu.Lock()
+	req := p.req
+	if req == nil || req.taken || pc == 0 {
+		// pc 0: the call did not come through a wrapper that can be run
+		// again; the freeze waits for the loop instead.
+		p.mu.Unlock()
+		return nil
+	}
+	req.taken = true
+	p.mu.Unlock()
+	img, err := p.capture(fn)
+	// Make the captured guest call its wrapper again: the loop jumps to
+	// the PC at -8(SP). Below SP is free stack (the wrapper is frameless
+	// and the next call would overwrite it), and the old bytes go back if
+	// the guest continues.
+	mem := p.mod.Memory()
+	sp := uint32(p.globals[goguest.GlobalSP].Get())
+	old, ok := mem.ReadUint64Le(sp - 8)
+	if err == nil && (sp < 8 || !ok || !mem.WriteUint64Le(sp-8, pc)) {
+		err = fmt.Errorf("capture in %s: stack pointer %#x outside memory", fn, sp)
+	}
+	req.result <- freezeResult{img, err}
+	if err != nil {
+		p.flag.Set(goguest.FreezeNone)
+		return nil
+	}
+	if <-req.decision {
+		return ErrFrozen
+	}
+	mem.WriteUint64Le(sp-8, old)
+	p.flag.Set(goguest.FreezeNone)
+	return nil
+}
+
+// capture takes the guest's state while it is halted. Memory is not
+// copied: the image's memory is the instance's, valid until the guest is
+// released.
+func (p *Process) capture(blockedIn string) (*image.Image, error) {
+	st, err := p.sys.State()
+	if err != nil {
+		return nil, err
+	}
+	ws, err := st.MarshalBinary()
+	if err != nil {
+		return nil, err
+	}
+	mem := p.mod.Memory()
+	buf, ok := mem.Read(0, mem.Size())
+	if !ok {
+		return nil, errors.New("read memory")
+	}
+	img := &image.Image{
+		Kind:       image.KindGo,
+		Created:    time.Now(),
+		ModuleHash: p.prog.Hash,
+		Guest:      encodeGoGuest(goGuest{Version: p.prog.Go.Version, BlockedIn: blockedIn}),
+		WASI:       ws,
+		Memory:     buf,
+	}
+	for i, g := range p.globals {
+		t := image.ValType(g.Type())
+		img.Globals = append(img.Globals, image.Global{Index: uint32(i), Type: t, Bits: g.Get()})
+	}
+	return img, nil
+}
+
+// load writes an image into a fresh instance.
+func (p *Process) load(img *image.Image) error {
+	g, err := decodeGoGuest(img.Guest)
+	if err != nil {
+		return err
+	}
+	if g.Version != p.prog.Go.Version {
+		return fmt.Errorf("%w: image is of a %s guest, module is %s", ErrImageMismatch, g.Version, p.prog.Go.Version)
+	}
+	if len(img.Globals) != goguest.NumGlobals {
+		return fmt.Errorf("%w: %d globals, want %d", ErrImageMismatch, len(img.Globals), goguest.NumGlobals)
+	}
+	for _, gl := range img.Globals {
+		if gl.Index >= uint32(len(p.globals)) || api.ValueType(gl.Type) != p.globals[gl.Index].Type() {
+			return fmt.Errorf("%w: global %d of type %#x", ErrImageMismatch, gl.Index, gl.Type)
+		}
+	}
+	mem := p.mod.Memory()
+	want := uint32(len(img.Memory) / image.PageSize)
+	have := mem.Size() / image.PageSize
+	if want < have {
+		return fmt.Errorf("%w: image memory is %d pages, the module starts with %d", ErrImageMismatch, want, have)
+	}
+	if want > have {
+		if _, ok := mem.Grow(want - have); !ok {
+			return fmt.Errorf("grow memory to %d pages", want)
+		}
+	}
+	// All of memory, zero pages included: instantiation applied the data
+	// segments.
+	if !mem.Write(0, img.Memory) {
+		return errors.New("write memory")
+	}
+	for _, gl := range img.Globals {
+		p.globals[gl.Index].Set(gl.Bits)
+	}
+	return nil
+}
+
+// goGuest is the kind-specific part of a Go image.
+type goGuest struct {
+	Version   string // the guest's Go version
+	BlockedIn string // the WASI call it waited in, re-issued on resume; "" at the loop
+}
+
+const goGuestVersion = 1
+
+func encodeGoGuest(g goGuest) []byte {
+	var w enc.Writer
+	w.U8(goGuestVersion)
+	w.Str(g.Version)
+	w.Str(g.BlockedIn)
+	return w.Data()
+}
+
+func decodeGoGuest(b []byte) (goGuest, error) {
+	r := enc.NewReader(b)
+	var g goGuest
+	if v := r.U8(); r.Err() == nil && v != goGuestVersion {
+		return g, fmt.Errorf("%w: Go guest data version %d", ErrImageMismatch, v)
+	}
+	g.Version = r.Str()
+	g.BlockedIn = r.Str()
+	r.End()
+	if err := r.Err(); err != nil {
+		return g, fmt.Errorf("%w: Go guest data: %w", ErrImageMismatch, err)
+	}
+	return g, nil
+}
+
+// DescribeGuest renders an image's kind-specific data for people.
+func DescribeGuest(img image.Kind, b []byte) string {
+	if img != image.KindGo {
+		return fmt.Sprintf("%d bytes", len(b))
+	}
+	g, err := decodeGoGuest(b)
+	if err != nil {
+		return err.Error()
+	}
+	if g.BlockedIn != "" {
+		return fmt.Sprintf("Go %s, frozen waiting in %s (re-issued on resume)", g.Version, g.BlockedIn)
+	}
+	return fmt.Sprintf("Go %s, frozen at the scheduler loop", g.Version)
+}
+
+// Frozen is a process halted at a safe point. Exactly one of Stop and
+// Continue must be called.
+type Frozen struct {
+	// Image is the captured state. Its Memory is the live instance memory:
+	// encode or copy it before Continue.
+	Image *image.Image
+	// Halt is how long the guest took to reach the safe point.
+	Halt time.Duration
+	req  *freezeReq
+}
+
+// Stop ends the process; its Run returns ErrFrozen.
+func (f *Frozen) Stop() { f.req.decision <- true }
+
+// Continue lets the process go on as if nothing happened.
+func (f *Frozen) Continue() { f.req.decision <- false }
+
+// DefaultFreezeTimeout bounds how long a freeze waits for a safe point.
+const DefaultFreezeTimeout = 10 * time.Second
+
+// preemptEvery is how often a freeze repeats its preemption request: the
+// runtime may overwrite it, or the scheduler may be running.
+const preemptEvery = 200 * time.Microsecond
+
+// Freeze halts the running process at its next safe point and captures it;
+// the process stays halted until the Frozen is stopped or continued. It is
+// called from another goroutine than Run's. timeout bounds the wait for a
+// safe point (0: DefaultFreezeTimeout); after ErrFreezeTimeout the process
+// keeps running unchanged.
+func (p *Process) Freeze(ctx context.Context, timeout time.Duration) (*Frozen, error) {
+	if p.prog.Go == nil {
+		return nil, ErrNotCapturable
+	}
+	if timeout <= 0 {
+		timeout = DefaultFreezeTimeout
+	}
+	start := time.Now()
+	req := &freezeReq{result: make(chan freezeResult, 1), decision: make(chan bool, 1)}
+	p.mu.Lock()
+	switch {
+	case !p.running:
+		p.mu.Unlock()
+		return nil, ErrNotRunning
+	case p.req != nil:
+		p.mu.Unlock()
+		return nil, errors.New("a freeze is already in progress")
+	}
+	p.req = req
+	p.mu.Unlock()
+	defer func() {
+		p.mu.Lock()
+		if p.req == req {
+			p.req = nil
+		}
+		p.mu.Unlock()
+		p.sys.ClearSuspend()
+	}()
+
+	p.flag.Set(goguest.FreezeRequested)
+	p.sys.RequestSuspend()
+	deadline := time.NewTimer(timeout)
+	defer deadline.Stop()
+	tick := time.NewTicker(preemptEvery)
+	defer tick.Stop()
+	mem := p.mod.Memory()
+	poke := func() {
+		p.mu.Lock()
+		if !req.taken {
+			goguest.Preempt(mem, p.globals[goguest.GlobalG].Get())
+		}
+		p.mu.Unlock()
+	}
+	done := func(r freezeResult) (*Frozen, error) {
+		if r.err != nil {
+			return nil, r.err
+		}
+		return &Frozen{Image: r.img, Halt: time.Since(start), req: req}, nil
+	}
+	poke()
+	for {
+		select {
+		case res := <-req.result:
+			return done(res)
+		case <-tick.C:
+			poke()
+		case <-ctx.Done():
+			if r, ok := p.withdraw(req); ok {
+				return done(r)
+			}
+			return nil, ctx.Err()
+		case <-deadline.C:
+			if r, ok := p.withdraw(req); ok {
+				return done(r)
+			}
+			return nil, fmt.Errorf("%w: no safe point within %v (the guest may be in a loop that calls no function); it keeps running", ErrFreezeTimeout, timeout)
+		}
+	}
+}
+
+// withdraw cancels req unless the guest already stopped for it, in which
+// case it waits for that capture.
+func (p *Process) withdraw(req *freezeReq) (freezeResult, bool) {
+	p.mu.Lock()
+	taken := req.taken
+	if !taken {
+		p.req = nil
+		p.flag.Set(goguest.FreezeNone)
+	}
+	p.mu.Unlock()
+	if taken {
+		return <-req.result, true
+	}
+	return freezeResult{}, false
+}
