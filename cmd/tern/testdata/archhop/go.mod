@@ -1,0 +1,3 @@
+module archhop
+
+go 1.21
