@@ -1,0 +1,219 @@
+package image
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+)
+
+// Version is the format version Encode writes and the newest Decode reads.
+// Bump it on any change to the layout in format.go.
+const Version = 1
+
+// PageSize is the WebAssembly page size, and the unit memory is stored in.
+const PageSize = 65536
+
+// Errors a caller can branch on when reading an image.
+var (
+	ErrNotImage = errors.New("not a tern image")
+	ErrVersion  = errors.New("unsupported image version")
+	ErrCorrupt  = errors.New("corrupt image")
+)
+
+// Kind says how the guest was captured, and so how Guest is to be read and
+// the process resumed.
+type Kind uint8
+
+const (
+	KindGo       Kind = 1 // Go guest captured at its runtime loop (no instrumentation)
+	KindAsyncify Kind = 2 // Asyncify-instrumented guest
+)
+
+func (k Kind) String() string {
+	switch k {
+	case KindGo:
+		return "go"
+	case KindAsyncify:
+		return "asyncify"
+	}
+	return fmt.Sprintf("kind(%d)", uint8(k))
+}
+
+func (k Kind) valid() bool { return k == KindGo || k == KindAsyncify }
+
+// ValType is a WebAssembly value type byte.
+type ValType uint8
+
+const (
+	I32 ValType = 0x7f
+	I64 ValType = 0x7e
+	F32 ValType = 0x7d
+	F64 ValType = 0x7c
+)
+
+func (t ValType) String() string {
+	switch t {
+	case I32:
+		return "i32"
+	case I64:
+		return "i64"
+	case F32:
+		return "f32"
+	case F64:
+		return "f64"
+	}
+	return fmt.Sprintf("valtype(%#x)", uint8(t))
+}
+
+// width is the number of bytes a value of type t takes in an image, or 0 for
+// a type an image cannot hold.
+func (t ValType) width() int {
+	switch t {
+	case I32, F32:
+		return 4
+	case I64, F64:
+		return 8
+	}
+	return 0
+}
+
+// Global is the value of one global.
+type Global struct {
+	Index uint32 // index in the module's global index space
+	Type  ValType
+	Bits  uint64 // the value's bits (f32/f64 as IEEE bits; i32 zero-extended)
+}
+
+// Table is the content of one table.
+type Table struct {
+	Index uint32
+	Elems []int64 // function index per slot, -1 for null
+}
+
+// Image is a frozen process.
+type Image struct {
+	Kind       Kind
+	Created    time.Time // stored as UTC unix nanoseconds
+	Producer   string    // free text, e.g. "tern 0.1 linux/amd64 compiler"
+	ModuleHash [32]byte  // sha256 of the original module bytes
+	Module     []byte    // the original module, or nil when it is stored beside the image
+	Guest      []byte    // kind-specific resume data, opaque to this package
+	Globals    []Global  // in increasing Index order
+	Tables     []Table   // in increasing Index order; empty when tables are as instantiated
+	WASI       []byte    // opaque WASI layer state
+	Memory     []byte    // whole linear memory; len must be a multiple of PageSize
+}
+
+// Encode writes img to w.
+//
+// Memory is compressed page by page over GOMAXPROCS goroutines. img is only
+// read, so Memory may alias a live instance's memory as long as nothing
+// writes to it until Encode returns.
+func Encode(w io.Writer, img *Image) error {
+	e, err := prepare(img)
+	if err != nil {
+		return fmt.Errorf("encode image: %w", err)
+	}
+	if err := e.writeTo(w); err != nil {
+		return fmt.Errorf("write image: %w", err)
+	}
+	return nil
+}
+
+// MarshalBinary encodes img as Encode does.
+func (img *Image) MarshalBinary() ([]byte, error) {
+	e, err := prepare(img)
+	if err != nil {
+		return nil, fmt.Errorf("encode image: %w", err)
+	}
+	var buf bytes.Buffer
+	buf.Grow(e.size)
+	if err := e.writeTo(&buf); err != nil {
+		return nil, err // a bytes.Buffer cannot fail to write
+	}
+	return buf.Bytes(), nil
+}
+
+// Decode reads an image from r, to its end, and verifies all of it: magic,
+// version, the whole-file checksum, every page hash and the module hash.
+func Decode(r io.Reader) (*Image, error) {
+	b, err := readAll(r)
+	if err != nil {
+		return nil, fmt.Errorf("read image: %w", err)
+	}
+	return decode(b)
+}
+
+// UnmarshalBinary decodes an image as Decode does. On error img is left
+// unchanged. Nothing in img aliases b.
+func (img *Image) UnmarshalBinary(b []byte) error {
+	d, err := decode(b)
+	if err != nil {
+		return err
+	}
+	*img = *d
+	return nil
+}
+
+// Info describes an image without its memory: what `tern inspect` prints.
+type Info struct {
+	Version      int
+	Kind         Kind
+	Created      time.Time
+	Producer     string
+	ModuleHash   [32]byte
+	ModuleSize   int // uncompressed module bytes; 0 when not embedded
+	ModuleStored int // compressed bytes in the image
+	Guest        []byte
+	Globals      []Global
+	Tables       []Table
+	WASI         []byte
+	MemoryPages  int // total pages
+	ZeroPages    int
+	StoredBytes  int        // compressed bytes of all non-zero pages
+	PageHashes   [][32]byte // per page; zero value for zero pages
+	FileSize     int
+}
+
+// ReadInfo reads an image from r, to its end, and describes it. It verifies
+// the whole-file checksum and the structure but decompresses nothing, so
+// neither page hashes nor the module hash are checked against content.
+func ReadInfo(r io.Reader) (*Info, error) {
+	b, err := readAll(r)
+	if err != nil {
+		return nil, fmt.Errorf("read image: %w", err)
+	}
+	p, err := parse(b)
+	if err != nil {
+		return nil, err
+	}
+	info := &Info{
+		Version:      p.version,
+		Kind:         p.img.Kind,
+		Created:      p.img.Created,
+		Producer:     p.img.Producer,
+		ModuleHash:   p.img.ModuleHash,
+		ModuleSize:   p.moduleSize,
+		ModuleStored: len(p.module),
+		Guest:        p.img.Guest,
+		Globals:      p.img.Globals,
+		Tables:       p.img.Tables,
+		WASI:         p.img.WASI,
+		MemoryPages:  len(p.pages),
+		FileSize:     len(b),
+	}
+	if len(p.pages) > 0 {
+		info.PageHashes = make([][32]byte, len(p.pages))
+	}
+	for i, pg := range p.pages {
+		if pg.data == nil {
+			info.ZeroPages++
+			continue
+		}
+		info.PageHashes[i] = pg.hash
+		info.StoredBytes += len(pg.data)
+	}
+	return info, nil
+}
