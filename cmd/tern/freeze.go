@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
@@ -23,12 +25,14 @@ type freezeFlags struct {
 	checkpoint string
 	after      time.Duration
 	timeout    time.Duration
+	embed      bool
 }
 
 func (f *freezeFlags) register(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&f.checkpoint, "checkpoint", "", "on SIGINT/SIGTERM (or --freeze-after) freeze the process into `FILE` and exit 0")
 	cmd.Flags().DurationVar(&f.after, "freeze-after", 0, "freeze into the --checkpoint file after this long")
 	cmd.Flags().DurationVar(&f.timeout, "freeze-timeout", process.DefaultFreezeTimeout, "give up a freeze that finds no safe point in this long (the process keeps running)")
+	cmd.Flags().BoolVar(&f.embed, "embed-module", true, "put the module in the image; false stores it beside the image as SHA256.wasm, once for all images of it")
 }
 
 func (f *freezeFlags) check() error {
@@ -90,8 +94,15 @@ func supervise(ctx context.Context, p *process.Process, prog *process.Program, f
 		}
 		img := fz.Image
 		img.Producer = producer(engine)
-		img.Module = prog.Wasm
-		size, err := writeImage(f.checkpoint, img)
+		if f.embed {
+			img.Module = prog.Wasm
+		} else {
+			err = storeModuleBeside(f.checkpoint, prog.Wasm, prog.Hash)
+		}
+		var size int64
+		if err == nil {
+			size, err = writeImage(f.checkpoint, img)
+		}
 		if err != nil {
 			// Nothing is lost: the process goes on, and a later signal
 			// can try again.
@@ -127,6 +138,33 @@ func supervise(ctx context.Context, p *process.Process, prog *process.Program, f
 			}
 		}
 	}
+}
+
+// moduleBeside is where an image that does not embed its module finds it.
+func moduleBeside(imagePath string, hash [32]byte) string {
+	return filepath.Join(filepath.Dir(imagePath), hex.EncodeToString(hash[:])+".wasm")
+}
+
+// storeModuleBeside writes the module next to the image unless an intact
+// copy is there already.
+func storeModuleBeside(imagePath string, wasm []byte, hash [32]byte) error {
+	path := moduleBeside(imagePath, hash)
+	if b, err := os.ReadFile(path); err == nil && sha256.Sum256(b) == hash {
+		return nil
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".tern-module-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(wasm); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
 }
 
 // writeImage encodes img into path through a temporary file, so a crash

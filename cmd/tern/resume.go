@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 
 	"github.com/spf13/cobra"
 
@@ -38,7 +39,7 @@ With --checkpoint it can be frozen again.`,
 		},
 	}
 	cmd.Flags().StringArrayVar(&f.dirs, "dir", nil, "use host directory HOST for the guest's preopen GUEST (HOST:GUEST, repeatable)")
-	cmd.Flags().StringVar(&f.module, "module", "", "the module, for an image that does not embed it")
+	cmd.Flags().StringVar(&f.module, "module", "", "the module, for an image that does not embed it (default: SHA256.wasm beside the image)")
 	cmd.Flags().StringVar(&f.engine, "engine", "", "compiler or interpreter (default: compiler where wazero has one)")
 	cmd.Flags().StringVar(&f.cacheDir, "cache-dir", "", `compilation cache directory ("-" for none; default: the user cache dir)`)
 	f.freeze.register(cmd)
@@ -89,7 +90,15 @@ func resumeImage(ctx context.Context, f resumeFlags, path string) error {
 		}
 		wasm = b
 	case wasm == nil:
-		return fmt.Errorf("%s does not embed its module (sha256 %x): give it with --module", path, img.ModuleHash[:8])
+		beside := moduleBeside(path, img.ModuleHash)
+		b, err := os.ReadFile(beside)
+		if err != nil {
+			return fmt.Errorf("%s does not embed its module and %s is not beside it: give the module with --module", path, filepath.Base(beside))
+		}
+		if sum := sha256.Sum256(b); sum != img.ModuleHash {
+			return fmt.Errorf("%s is not the module %s was frozen from (its sha256 is %x)", beside, path, sum[:8])
+		}
+		wasm = b
 	}
 	var st wasi.State
 	if err := st.UnmarshalBinary(img.WASI); err != nil {
