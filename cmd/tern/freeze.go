@@ -31,7 +31,7 @@ type freezeFlags struct {
 func (f *freezeFlags) register(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&f.checkpoint, "checkpoint", "", "on SIGINT/SIGTERM (or --freeze-after) freeze the process into `FILE` and exit 0")
 	cmd.Flags().DurationVar(&f.after, "freeze-after", 0, "freeze into the --checkpoint file after this long")
-	cmd.Flags().DurationVar(&f.timeout, "freeze-timeout", process.DefaultFreezeTimeout, "give up a freeze that finds no safe point in this long (the process keeps running)")
+	cmd.Flags().DurationVar(&f.timeout, "freeze-timeout", process.DefaultFreezeTimeout, "say so when a freeze finds no safe point in this long; tern keeps trying, and a signal then stops the process without a checkpoint")
 	cmd.Flags().BoolVar(&f.embed, "embed-module", true, "put the module in the image; false stores it beside the image as SHA256.wasm, once for all images of it")
 }
 
@@ -57,7 +57,8 @@ func (f *freezeFlags) check() error {
 
 // supervise runs p to its end. With a checkpoint file it also freezes p
 // into it on SIGINT/SIGTERM or after --freeze-after; a freeze that times
-// out leaves p running, and the next signal tries again.
+// out leaves p running and is tried again at once, until it lands or p
+// ends; a signal while it retries stops p without a checkpoint.
 func supervise(ctx context.Context, p *process.Process, prog *process.Program, f freezeFlags, engine string) error {
 	type runResult struct {
 		code uint32
@@ -80,15 +81,22 @@ func supervise(ctx context.Context, p *process.Process, prog *process.Program, f
 			trigger = t.C
 		}
 	}
+	var retry chan struct{} // non-nil while a timed-out freeze is being retried
+	retryWhy := ""
 	freeze := func(why string) error {
 		fz, err := p.Freeze(ctx, f.timeout)
 		if errors.Is(err, process.ErrNotRunning) {
 			return nil // it ended meanwhile; done says how
 		}
 		if errors.Is(err, process.ErrFreezeTimeout) {
-			fmt.Fprintf(os.Stderr, "tern: %v\n", err)
+			if retry == nil {
+				fmt.Fprintf(os.Stderr, "tern: no safe point within %v (the guest may be in a loop that calls no function); still trying — signal again to stop it without a checkpoint\n", f.timeout)
+			}
+			retry, retryWhy = make(chan struct{}), why
+			close(retry)
 			return nil
 		}
+		retry = nil
 		if err != nil {
 			return fmt.Errorf("freeze: %w", err)
 		}
@@ -129,7 +137,14 @@ func supervise(ctx context.Context, p *process.Process, prog *process.Program, f
 			}
 			return nil
 		case s := <-sigs:
+			if retry != nil {
+				return fmt.Errorf("%v while freezing: stopped without a checkpoint", s)
+			}
 			if err := freeze(s.String()); err != nil {
+				return err
+			}
+		case <-retry:
+			if err := freeze(retryWhy); err != nil {
 				return err
 			}
 		case <-trigger:

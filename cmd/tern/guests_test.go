@@ -193,7 +193,7 @@ func runGuestNative(t *testing.T, exe string, stdin []byte) guestRun {
 		}
 		r.code = ee.ExitCode()
 	}
-	r.tree = guestTree(t, dir)
+	r.tree = dirTree(t, dir, false)
 	if r.code != 0 || r.stderr != "" {
 		t.Fatalf("native reference run failed (exit %d): the guest program or this host is broken, not tern\nstderr:\n%s\nstdout:\n%s", r.code, r.stderr, r.stdout)
 	}
@@ -211,7 +211,7 @@ func runGuestUnderTern(t *testing.T, wasm string, eng process.Engine, m dirMode,
 	before := time.Now()
 	res := runTern(t, cwd, stdin, args...)
 	r := guestRun{stdout: res.stdout, stderr: res.stderr, code: res.code, before: before, after: time.Now()}
-	r.tree = guestTree(t, dir)
+	r.tree = dirTree(t, dir, false)
 	if r.code != 0 {
 		t.Fatalf("tern %s: exit %d\nstderr:\n%s\nstdout (last lines):\n%s", strings.Join(args, " "), r.code, r.stderr, guestLastLines(r.stdout, 15))
 	}
@@ -274,10 +274,10 @@ func compareGuestRuns(t *testing.T, native, tern guestRun) {
 	if tern.stderr != native.stderr {
 		t.Errorf("stderr %q, native %q", tern.stderr, native.stderr)
 	}
-	if d := guestFirstDiff(guestStableLines(native.stdout), guestStableLines(tern.stdout)); d != "" {
+	if d := firstDiff(guestStableLines(native.stdout), guestStableLines(tern.stdout), "native", "under tern"); d != "" {
 		t.Errorf("stdout differs from the native build's (- native, + tern):\n%s", d)
 	}
-	if d := guestFirstDiff(native.tree, tern.tree); d != "" {
+	if d := firstDiff(native.tree, tern.tree, "native", "under tern"); d != "" {
 		t.Errorf("directory left behind differs from the native build's (- native, + tern):\n%s", d)
 	}
 }
@@ -292,18 +292,26 @@ func guestStableLines(out string) []string {
 	return keep
 }
 
-// guestTree describes everything under dir: each path with its type
-// and its content (files) or target (links). Modes and times are left out:
-// the guest chose neither (umask and the clock did).
-func guestTree(t *testing.T, dir string) []string {
+// dirTree describes everything under dir: each path with its type and its
+// content (files) or target (links), and with modes its permission bits.
+// Times are always left out: the clock chose them.
+func dirTree(t *testing.T, dir string, modes bool) []string {
 	t.Helper()
 	var out []string
 	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
+		if err != nil || p == dir {
 			return err
 		}
 		rel, _ := filepath.Rel(dir, p)
 		rel = filepath.ToSlash(rel)
+		mode := ""
+		if modes {
+			info, err := d.Info()
+			if err != nil {
+				return err
+			}
+			mode = " " + info.Mode().String()
+		}
 		switch {
 		case d.Type()&fs.ModeSymlink != 0:
 			target, err := os.Readlink(p)
@@ -312,17 +320,13 @@ func guestTree(t *testing.T, dir string) []string {
 			}
 			out = append(out, fmt.Sprintf("%s -> %s", rel, target))
 		case d.IsDir():
-			out = append(out, rel+"/")
+			out = append(out, rel+"/"+mode)
 		case d.Type().IsRegular():
 			b, err := os.ReadFile(p)
 			if err != nil {
 				return err
 			}
-			if len(b) <= 64 {
-				out = append(out, fmt.Sprintf("%s %q", rel, b))
-			} else {
-				out = append(out, fmt.Sprintf("%s %d bytes sha256 %x", rel, len(b), sha256.Sum256(b)))
-			}
+			out = append(out, fmt.Sprintf("%s%s %d bytes sha256 %x", rel, mode, len(b), sha256.Sum256(b)))
 		default:
 			out = append(out, fmt.Sprintf("%s %v", rel, d.Type()))
 		}
@@ -334,9 +338,9 @@ func guestTree(t *testing.T, dir string) []string {
 	return out
 }
 
-// guestFirstDiff shows where two line lists first part, with some context, or
-// returns "" when they are equal.
-func guestFirstDiff(a, b []string) string {
+// firstDiff shows where two line lists first part, with some context, or
+// returns "" when they are equal. aName and bName say what a and b are.
+func firstDiff(a, b []string, aName, bName string) string {
 	i := 0
 	for i < len(a) && i < len(b) && a[i] == b[i] {
 		i++
@@ -354,7 +358,7 @@ func guestFirstDiff(a, b []string) string {
 	for j := i; j < min(len(b), i+5); j++ {
 		fmt.Fprintf(&s, "+ %s\n", b[j])
 	}
-	fmt.Fprintf(&s, "(line %d; %d lines native, %d under tern)", i+1, len(a), len(b))
+	fmt.Fprintf(&s, "(line %d; %d lines %s, %d %s)", i+1, len(a), aName, len(b), bName)
 	return s.String()
 }
 

@@ -72,6 +72,9 @@ func resumeImage(ctx context.Context, f resumeFlags, path string) error {
 		if err != nil {
 			return err
 		}
+		if abs, err := filepath.Abs(p.HostDir); err == nil {
+			p.HostDir = abs
+		}
 		hostDirs[p.GuestPath] = p.HostDir
 	}
 	img, err := readImage(path)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"runtime"
 	"strings"
 
@@ -93,6 +94,11 @@ func runModule(ctx context.Context, f runFlags, seed *uint64, path string, args 
 		p, err := parseDir(d)
 		if err != nil {
 			return err
+		}
+		// Recorded in images: a resume from another directory must find
+		// the same host directory.
+		if abs, err := filepath.Abs(p.HostDir); err == nil {
+			p.HostDir = abs
 		}
 		cfg.Preopens = append(cfg.Preopens, p)
 	}
