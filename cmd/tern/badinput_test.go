@@ -7,23 +7,14 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/ternhq/tern/internal/wasmbin"
 )
 
 // A tiny WebAssembly assembler: enough to build modules with exactly the
 // defect a test needs, without depending on wat2wasm.
 
-func uleb(v uint32) []byte {
-	var b []byte
-	for {
-		c := byte(v & 0x7f)
-		v >>= 7
-		if v != 0 {
-			b = append(b, c|0x80)
-			continue
-		}
-		return append(b, c)
-	}
-}
+func uleb(v uint32) []byte { return wasmbin.AppendULEB(nil, uint64(v)) }
 
 func wasmName(s string) []byte { return append(uleb(uint32(len(s))), s...) }
 

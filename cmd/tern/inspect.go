@@ -93,7 +93,7 @@ func inspectImage(w io.Writer, path string, asJSON bool) error {
 		SeededRandom: st.RNG != nil,
 	}
 	for _, g := range info.Globals {
-		rep.Globals = append(rep.Globals, globalView{g.Index, valTypeName(g.Type), g.Bits})
+		rep.Globals = append(rep.Globals, globalView{g.Index, g.Type.String(), g.Bits})
 	}
 	for fd, f := range st.FDs {
 		if f.Kind == 0 {
@@ -146,18 +146,4 @@ func inspectImage(w io.Writer, path string, asJSON bool) error {
 	fmt.Fprintf(w, "clock      monotonic %v\n", time.Duration(rep.MonotonicNS))
 	fmt.Fprintf(w, "stdin      %d bytes read\n", rep.StdinRead)
 	return nil
-}
-
-func valTypeName(t image.ValType) string {
-	switch t {
-	case 0x7f:
-		return "i32"
-	case 0x7e:
-		return "i64"
-	case 0x7d:
-		return "f32"
-	case 0x7c:
-		return "f64"
-	}
-	return fmt.Sprintf("type(%#x)", uint8(t))
 }

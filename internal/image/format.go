@@ -168,7 +168,7 @@ func prepare(img *Image) (*encoded, error) {
 	for _, g := range img.Globals {
 		w.Uvarint(uint64(g.Index))
 		w.U8(uint8(g.Type))
-		if g.Type.width() == 4 {
+		if width(g.Type) == 4 {
 			w.U32(uint32(g.Bits))
 		} else {
 			w.U64(g.Bits)
@@ -219,7 +219,7 @@ func (img *Image) validate() error {
 		if i > 0 && g.Index <= img.Globals[i-1].Index {
 			return fmt.Errorf("global %d follows global %d: indices must increase", g.Index, img.Globals[i-1].Index)
 		}
-		switch g.Type.width() {
+		switch width(g.Type) {
 		case 0:
 			return fmt.Errorf("global %d: cannot store a value of type %s", g.Index, g.Type)
 		case 4:
@@ -456,7 +456,7 @@ func parse(b []byte) (*parsed, error) {
 		g := &img.Globals[i]
 		g.Index = r.Uvarint32()
 		g.Type = ValType(r.U8())
-		switch g.Type.width() {
+		switch width(g.Type) {
 		case 4:
 			g.Bits = uint64(r.U32())
 		case 8:

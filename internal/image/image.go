@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"time"
+
+	"github.com/ternhq/tern/internal/wasmbin"
 )
 
 // Version is the format version Encode writes and the newest Decode reads.
@@ -44,32 +46,19 @@ func (k Kind) String() string {
 func (k Kind) valid() bool { return k == KindGo || k == KindAsyncify }
 
 // ValType is a WebAssembly value type byte.
-type ValType uint8
+type ValType = wasmbin.ValType
 
+// The value types a global in an image may have.
 const (
-	I32 ValType = 0x7f
-	I64 ValType = 0x7e
-	F32 ValType = 0x7d
-	F64 ValType = 0x7c
+	I32 = wasmbin.I32
+	I64 = wasmbin.I64
+	F32 = wasmbin.F32
+	F64 = wasmbin.F64
 )
-
-func (t ValType) String() string {
-	switch t {
-	case I32:
-		return "i32"
-	case I64:
-		return "i64"
-	case F32:
-		return "f32"
-	case F64:
-		return "f64"
-	}
-	return fmt.Sprintf("valtype(%#x)", uint8(t))
-}
 
 // width is the number of bytes a value of type t takes in an image, or 0 for
 // a type an image cannot hold.
-func (t ValType) width() int {
+func width(t ValType) int {
 	switch t {
 	case I32, F32:
 		return 4
