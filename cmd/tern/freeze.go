@@ -90,7 +90,7 @@ func supervise(ctx context.Context, p *process.Process, prog *process.Program, f
 		}
 		if errors.Is(err, process.ErrFreezeTimeout) {
 			if retry == nil {
-				fmt.Fprintf(os.Stderr, "tern: no safe point within %v (the guest may be in a loop that calls no function); still trying — signal again to stop it without a checkpoint\n", f.timeout)
+				fmt.Fprintf(os.Stderr, "tern: no safe point within %v (the guest may be in a loop without a preemption point: one that calls nothing, or only small leaf functions); still trying — signal again to stop it without a checkpoint\n", f.timeout)
 			}
 			retry, retryWhy = make(chan struct{}), why
 			close(retry)

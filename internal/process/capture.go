@@ -485,7 +485,7 @@ func (p *Process) Freeze(ctx context.Context, timeout time.Duration) (*Frozen, e
 			if r, ok := p.withdraw(req); ok {
 				return done(r)
 			}
-			return nil, fmt.Errorf("%w: no safe point within %v (the guest may be in a loop that calls no function); it keeps running", ErrFreezeTimeout, timeout)
+			return nil, fmt.Errorf("%w: no safe point within %v (the guest may be in a loop without a preemption point: one that calls nothing, or only small leaf functions); it keeps running", ErrFreezeTimeout, timeout)
 		}
 	}
 }

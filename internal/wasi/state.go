@@ -12,7 +12,7 @@ import (
 )
 
 // StateVersion is the version of the encoding State.MarshalBinary writes.
-const StateVersion = 1
+const StateVersion = 2
 
 var stateMagic = [4]byte{'T', 'W', 'S', 'I'}
 
