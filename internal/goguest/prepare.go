@@ -1,6 +1,7 @@
 package goguest
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"slices"
@@ -250,9 +251,21 @@ func markBlockingCalls(m *wasmbin.Module, caller uint32) ([]string, error) {
 	if len(targets) == 0 {
 		return nil, nil
 	}
+	// The marker is only right if every call to a blocking import is a
+	// direct call we mark: one through the table would leave a stale PC.
+	for _, e := range m.Elems {
+		for _, f := range e.Funcs {
+			if f >= 0 && targets[uint32(f)] {
+				return nil, fmt.Errorf("%w: a blocking WASI import is in a table", ErrLayout)
+			}
+		}
+	}
 	for i, b := range m.Codes {
 		fi := m.NumImportedFuncs + uint32(i)
 		code := b.Instructions()
+		if !mayCall(code, targets) {
+			continue
+		}
 		var at []int // call offsets in code
 		clean := true
 		if err := wasmbin.Walk(code, func(in wasmbin.Instr) error {
@@ -292,4 +305,27 @@ func markBlockingCalls(m *wasmbin.Module, caller uint32) ([]string, error) {
 		}
 	}
 	return reissuable, nil
+}
+
+// mayCall reports whether code could hold a call to one of targets: a call
+// opcode byte followed by a LEB128 (padded or not) naming one. It is a cheap
+// filter before decoding whole bodies; false positives only cost a walk.
+func mayCall(code []byte, targets map[uint32]bool) bool {
+	for i := 0; ; {
+		j := bytes.IndexByte(code[i:], byte(wasmbin.OpCall))
+		if j < 0 {
+			return false
+		}
+		i += j + 1
+		var v uint64
+		for shift, k := uint(0), i; k < len(code) && shift < 35; k, shift = k+1, shift+7 {
+			v |= uint64(code[k]&0x7f) << shift
+			if code[k] < 0x80 {
+				if v <= 0xffffffff && targets[uint32(v)] {
+					return true
+				}
+				break
+			}
+		}
+	}
 }

@@ -210,3 +210,25 @@ func TestMinorVersion(t *testing.T) {
 		}
 	}
 }
+
+func TestMayCall(t *testing.T) {
+	targets := map[uint32]bool{9: true, 300: true}
+	tests := []struct {
+		code []byte
+		want bool
+	}{
+		{[]byte{0x10, 0x09, 0x0b}, true},
+		{[]byte{0x10, 0x89, 0x80, 0x00, 0x0b}, true}, // padded LEB128 for 9
+		{[]byte{0x10, 0xac, 0x02}, true},             // 300
+		{[]byte{0x10, 0x08, 0x0b}, false},
+		{[]byte{0x41, 0x09, 0x0b}, false},
+		{[]byte{0x10}, false},
+		{[]byte{0x10, 0x80}, false},
+		{nil, false},
+	}
+	for _, tt := range tests {
+		if got := mayCall(tt.code, targets); got != tt.want {
+			t.Errorf("mayCall(%x) = %v, want %v", tt.code, got, tt.want)
+		}
+	}
+}
