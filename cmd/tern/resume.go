@@ -40,8 +40,7 @@ With --checkpoint it can be frozen again.`,
 	}
 	cmd.Flags().StringArrayVar(&f.dirs, "dir", nil, "use host directory HOST for the guest's preopen GUEST (HOST:GUEST, repeatable)")
 	cmd.Flags().StringVar(&f.module, "module", "", "the module, for an image that does not embed it (default: SHA256.wasm beside the image)")
-	cmd.Flags().StringVar(&f.engine, "engine", "", "compiler or interpreter (default: compiler where wazero has one)")
-	cmd.Flags().StringVar(&f.cacheDir, "cache-dir", "", `compilation cache directory ("-" for none; default: the user cache dir)`)
+	registerEngineFlags(cmd, &f.engine, &f.cacheDir)
 	f.freeze.register(cmd)
 	return cmd
 }

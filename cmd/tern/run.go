@@ -47,11 +47,17 @@ With --checkpoint FILE the process can be frozen: on SIGINT or SIGTERM, or after
 	cmd.Flags().SetInterspersed(false)
 	cmd.Flags().StringArrayVar(&f.dirs, "dir", nil, "preopen host directory HOST as GUEST (HOST[:GUEST], repeatable)")
 	cmd.Flags().StringArrayVar(&f.env, "env", nil, "set guest environment variable K=V (repeatable)")
-	cmd.Flags().StringVar(&f.engine, "engine", "", "compiler or interpreter (default: compiler where wazero has one)")
+	registerEngineFlags(cmd, &f.engine, &f.cacheDir)
 	cmd.Flags().Uint64Var(&f.seed, "seed", 0, "seed the guest's random source, making the run deterministic")
-	cmd.Flags().StringVar(&f.cacheDir, "cache-dir", "", `compilation cache directory ("-" for none; default: the user cache dir)`)
 	f.freeze.register(cmd)
 	return cmd
+}
+
+// registerEngineFlags adds the flags every command that runs a module has:
+// which engine, and where compiled code is cached.
+func registerEngineFlags(cmd *cobra.Command, engine, cacheDir *string) {
+	cmd.Flags().StringVar(engine, "engine", "", "compiler or interpreter (default: compiler where wazero has one)")
+	cmd.Flags().StringVar(cacheDir, "cache-dir", "", `compilation cache directory ("-" for none; default: the user cache dir)`)
 }
 
 // parseDir splits HOST[:GUEST]. A Windows drive letter is part of HOST.

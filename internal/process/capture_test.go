@@ -150,15 +150,22 @@ func start(t *testing.T, wasm []byte, out *lockedBuffer, args ...string) (*Proce
 	return p, done
 }
 
+// uninterrupted runs wasm to its end and returns its output.
+func uninterrupted(t *testing.T, wasm []byte) string {
+	t.Helper()
+	var out lockedBuffer
+	_, done := start(t, wasm, &out)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	return out.String()
+}
+
 // Freezing and continuing, many times, changes nothing the guest does.
 func TestFreezeContinue(t *testing.T) {
 	ctx := context.Background()
 	wasm := workersGuest(t)
-	var ref lockedBuffer
-	_, done := start(t, wasm, &ref)
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
+	ref := uninterrupted(t, wasm)
 
 	var out lockedBuffer
 	p, done := start(t, wasm, &out)
@@ -186,8 +193,8 @@ func TestFreezeContinue(t *testing.T) {
 			time.Sleep(time.Millisecond)
 		}
 	}
-	if out.String() != ref.String() {
-		t.Fatalf("output after %d freezes differs:\n%s\nwant:\n%s", freezes, out.String(), ref.String())
+	if out.String() != ref {
+		t.Fatalf("output after %d freezes differs:\n%s\nwant:\n%s", freezes, out.String(), ref)
 	}
 	if freezes < 5 {
 		t.Errorf("only %d freezes landed", freezes)
@@ -203,11 +210,7 @@ func TestFreezeContinue(t *testing.T) {
 func TestFreezeStopResume(t *testing.T) {
 	ctx := context.Background()
 	wasm := workersGuest(t)
-	var ref lockedBuffer
-	_, done := start(t, wasm, &ref)
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
+	ref := uninterrupted(t, wasm)
 
 	var out lockedBuffer
 	p, done := start(t, wasm, &out)
@@ -251,8 +254,8 @@ func TestFreezeStopResume(t *testing.T) {
 	if code, err := p2.Run(ctx); err != nil || code != 0 {
 		t.Fatalf("resumed run: %d, %v", code, err)
 	}
-	if out.String() != ref.String() {
-		t.Fatalf("resumed output differs:\n%s\nwant:\n%s", out.String(), ref.String())
+	if out.String() != ref {
+		t.Fatalf("resumed output differs:\n%s\nwant:\n%s", out.String(), ref)
 	}
 
 	// The same image does not resume under another module.
