@@ -18,6 +18,7 @@ import (
 
 	"github.com/ternhq/tern/internal/image"
 	"github.com/ternhq/tern/internal/process"
+	"github.com/ternhq/tern/internal/wasi"
 )
 
 // freezeFlags are the flags of run and resume that make a process freezable.
@@ -56,10 +57,14 @@ func (f *freezeFlags) check() error {
 }
 
 // supervise runs p to its end. With a checkpoint file it also freezes p
-// into it on SIGINT/SIGTERM or after --freeze-after; a freeze that times
-// out leaves p running and is tried again at once, until it lands or p
-// ends; a signal while it retries stops p without a checkpoint.
+// into it on SIGINT/SIGTERM or after --freeze-after. A freeze that fails
+// never costs the process: it keeps running. One that timed out is tried
+// again at once, and one whose state cannot be captured at this moment
+// (a file open with no path left, say) again after a growing pause,
+// until it lands or p ends; a signal while it retries stops p without a
+// checkpoint.
 func supervise(ctx context.Context, p *process.Process, prog *process.Program, f freezeFlags, engine string) error {
+	guestGCPolicy()
 	type runResult struct {
 		code uint32
 		err  error
@@ -81,8 +86,11 @@ func supervise(ctx context.Context, p *process.Process, prog *process.Program, f
 			trigger = t.C
 		}
 	}
-	var retry chan struct{} // non-nil while a timed-out freeze is being retried
+	var retry <-chan time.Time // non-nil while a failed freeze is being retried
 	retryWhy := ""
+	var backoff time.Duration // pause before the next retry of an uncapturable state
+	retryNow := make(chan time.Time)
+	close(retryNow)
 	freeze := func(why string) error {
 		fz, err := p.Freeze(ctx, f.timeout)
 		if errors.Is(err, process.ErrNotRunning) {
@@ -92,13 +100,25 @@ func supervise(ctx context.Context, p *process.Process, prog *process.Program, f
 			if retry == nil {
 				fmt.Fprintf(os.Stderr, "tern: no safe point within %v (the guest may be in a loop without a preemption point: one that calls nothing, or only small leaf functions); still trying — signal again to stop it without a checkpoint\n", f.timeout)
 			}
-			retry, retryWhy = make(chan struct{}), why
-			close(retry)
+			retry, retryWhy = retryNow, why
 			return nil
 		}
-		retry = nil
+		if errors.Is(err, wasi.ErrUncapturable) {
+			// It may pass: the file gets closed, the socket shut.
+			if backoff == 0 {
+				fmt.Fprintf(os.Stderr, "tern: freeze: %v; the process keeps running and tern tries again — signal again to stop it without a checkpoint\n", err)
+				backoff = 10 * time.Millisecond
+			} else if backoff < 250*time.Millisecond {
+				backoff *= 2
+			}
+			retry, retryWhy = time.After(backoff), why
+			return nil
+		}
+		retry, backoff = nil, 0
 		if err != nil {
-			return fmt.Errorf("freeze: %w", err)
+			// The guest went on (or ended, which done reports).
+			fmt.Fprintf(os.Stderr, "tern: freeze: %v; the process keeps running\n", err)
+			return nil
 		}
 		img := fz.Image
 		img.Producer = producer(engine)
@@ -167,19 +187,7 @@ func storeModuleBeside(imagePath string, wasm []byte, hash [32]byte) error {
 	if b, err := os.ReadFile(path); err == nil && sha256.Sum256(b) == hash {
 		return nil
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".tern-module-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(wasm); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
+	return writeFileAtomic(path, wasm, 0o600)
 }
 
 // writeImage encodes img into path through a temporary file, so a crash
@@ -222,4 +230,24 @@ func producer(engine string) string {
 		e = process.Engine(engine)
 	}
 	return fmt.Sprintf("tern %s %s/%s %s", v, runtime.GOOS, runtime.GOARCH, e)
+}
+
+// gcHeadroom is how much tern's heap (the guest's memory included) may
+// grow before a collection runs while the guest does.
+const gcHeadroom = 1 << 30
+
+// guestGCPolicy keeps the Go garbage collector from starting while the
+// guest runs, except when the heap has grown by gcHeadroom. The Go runtime
+// cannot stop compiled guest code for a collection's stop-the-world
+// phases: a collection that starts while the guest computes without host
+// calls stalls all of tern (the freezer, timers, signal handling) until
+// the guest next calls the host, which may be never. What tern allocates
+// while a guest runs is small (WASI calls, a freeze's image), so the
+// headroom is reached, if at all, by a guest growing its memory.
+func guestGCPolicy() {
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	debug.SetGCPercent(-1)
+	debug.SetMemoryLimit(int64(ms.Sys) + gcHeadroom)
 }

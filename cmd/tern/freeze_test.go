@@ -1017,7 +1017,6 @@ func TestFreezeBadInput(t *testing.T) {
 
 	out := t.TempDir() // where images must not appear
 	ck := filepath.Join(out, "out.img")
-	cache := cacheDirForTests(t)
 	cases := []struct {
 		name string
 		args []string
@@ -1036,7 +1035,9 @@ func TestFreezeBadInput(t *testing.T) {
 		{"resume/preopen-gone", []string{"resume", "--checkpoint", ck, goneDir}, []string{"preopen", goneData, "no such file"}},
 		{"resume/file-gone", []string{"resume", "--checkpoint", ck, goneFile}, []string{"journal.log", "no such file"}},
 		{"resume/freeze-after-alone", []string{"resume", "--freeze-after", "1s", good}, []string{"--freeze-after", "--checkpoint"}},
-		{"run/c-module", []string{"run", "--cache-dir", cache, "--checkpoint", ck, "--", cModule}, []string{"only Go", "frozen"}},
+		{"prepare/no-wasm-opt", []string{"prepare", "--cache-dir", "-", "--wasm-opt", filepath.Join(in, "no-wasm-opt"), "-o", filepath.Join(out, "p.wasm"), cModule}, []string{"wasm-opt", "not found", "binaryen"}},
+		{"prepare/go-module", []string{"prepare", "-o", filepath.Join(out, "p.wasm"), wasm}, []string{"Go (GOOS=wasip1) module", "without preparation"}},
+		{"prepare/not-wasm", []string{"prepare", "-o", filepath.Join(out, "p.wasm"), random}, []string{"not a WebAssembly module"}},
 		{"run/freeze-after-alone", []string{"run", "--freeze-after", "1s", "--", wasm, "/data"}, []string{"--freeze-after", "needs --checkpoint"}},
 		{"run/freeze-after-negative", []string{"run", "--checkpoint", ck, "--freeze-after", "-1s", "--", wasm, "/data"}, []string{"--freeze-after", "negative"}},
 		{"run/checkpoint-no-dir", []string{"run", "--checkpoint", filepath.Join(out, "no", "such", "dir", "x.img"), "--", wasm, "/data"}, []string{"--checkpoint", "does not exist"}},
@@ -1230,5 +1231,50 @@ func TestFreezeOnSignal(t *testing.T) {
 				t.Errorf("stderr %q, uninterrupted %q", got, ref.stderr)
 			}
 		})
+	}
+}
+
+// A freeze asked for while the process cannot be captured (a removed file
+// is open) leaves it running, says so once, and lands when the file is
+// closed; resumed, the run is the uninterrupted one.
+func TestFreezeRetriesUncapturable(t *testing.T) {
+	local, err := installedGo()
+	if err != nil {
+		t.Fatal(err)
+	}
+	wasm := buildFreezeGuest(t, local, "dangling")
+	cache := cacheDirForTests(t)
+	run := func(args ...string) result {
+		data := t.TempDir()
+		return runTern(t, "", nil, append([]string{"run", "--cache-dir", cache, "--dir", data + ":/data"}, args...)...)
+	}
+	const hold = "400ms"
+	ref := run("--", wasm, "/data", hold)
+	if ref.code != 0 || !strings.Contains(ref.stdout, "closed it after true\nstep 0 0\n") || !strings.Contains(ref.stdout, "step 999 499500\n") {
+		t.Fatalf("uninterrupted: exit %d\nstdout:\n%s\nstderr:\n%s", ref.code, ref.stdout, ref.stderr)
+	}
+	img := filepath.Join(t.TempDir(), "image")
+	first := run("--checkpoint", img, "--freeze-after", "50ms", "--", wasm, "/data", hold)
+	if first.code != 0 {
+		t.Fatalf("run: exit %d\n%s", first.code, first.stderr)
+	}
+	for _, want := range []string{"state cannot be captured", "scratch", "the process keeps running and tern tries again", frozenLine + "after 50ms)"} {
+		if !strings.Contains(first.stderr, want) {
+			t.Errorf("stderr lacks %q:\n%s", want, first.stderr)
+		}
+	}
+	if n := strings.Count(first.stderr, "cannot be captured"); n != 1 {
+		t.Errorf("said %d times that the state cannot be captured, want once:\n%s", n, first.stderr)
+	}
+	if !strings.Contains(first.stdout, "closed it after true\n") {
+		t.Fatalf("frozen before the file was closed:\n%s", first.stdout)
+	}
+	res := runTern(t, "", nil, "resume", "--cache-dir", cache, img)
+	if res.code != 0 {
+		t.Fatalf("resume: exit %d\n%s", res.code, res.stderr)
+	}
+	if got := first.stdout + res.stdout; got != ref.stdout {
+		t.Errorf("stdout differs from the uninterrupted run's (- uninterrupted, + frozen):\n%s",
+			freezeDiff(strings.Split(ref.stdout, "\n"), strings.Split(got, "\n")))
 	}
 }

@@ -70,6 +70,6 @@ func newRootCommand() *cobra.Command {
 		},
 	}
 	root.PersistentFlags().StringVar(&logLevel, "log-level", "warn", "log level: debug, info, warn or error")
-	root.AddCommand(newRunCommand(), newResumeCommand(), newInspectCommand())
+	root.AddCommand(newRunCommand(), newResumeCommand(), newInspectCommand(), newPrepareCommand())
 	return root
 }

@@ -120,7 +120,12 @@ func runModule(ctx context.Context, f runFlags, seed *uint64, path string, args 
 		return err
 	}
 	defer rt.Close(ctx)
-	prog, err := process.Load(ctx, rt, wasm, f.freeze.checkpoint != "")
+	var prog *process.Program
+	if f.freeze.checkpoint != "" {
+		prog, err = loadCapturable(ctx, rt, path, wasm, f.cacheDir)
+	} else {
+		prog, err = process.Load(ctx, rt, wasm, false)
+	}
 	if err != nil {
 		return fmt.Errorf("%s: %w", path, err)
 	}

@@ -11,10 +11,12 @@ import (
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
 
+	"github.com/ternhq/tern/internal/asyncify"
 	"github.com/ternhq/tern/internal/enc"
 	"github.com/ternhq/tern/internal/goguest"
 	"github.com/ternhq/tern/internal/image"
 	"github.com/ternhq/tern/internal/wasi"
+	"github.com/ternhq/tern/internal/wasmbin"
 )
 
 // Errors callers branch on.
@@ -38,7 +40,10 @@ type Program struct {
 	Hash [32]byte // sha256 of Wasm
 	// Go is set when the module is a Go guest prepared for capture.
 	Go *goguest.Module
-	cm wazero.CompiledModule
+	// Async is set when the module was prepared by asyncify.Prepare; Wasm
+	// is then the prepared module.
+	Async *asyncProgram
+	cm    wazero.CompiledModule
 }
 
 // Load checks and compiles wasm. With capture, the module is prepared so
@@ -47,11 +52,25 @@ type Program struct {
 func Load(ctx context.Context, r wazero.Runtime, wasm []byte, capture bool) (*Program, error) {
 	p := &Program{Wasm: wasm, Hash: sha256.Sum256(wasm)}
 	code := wasm
+	// A module that does not parse is left to Compile, which says best
+	// what is wrong with it.
+	if m, err := wasmbin.Parse(wasm); err == nil {
+		info, prepared, err := asyncify.InfoOf(m)
+		if err != nil && !errors.Is(err, wasmbin.ErrMalformed) {
+			return nil, err
+		}
+		if prepared {
+			return loadPrepared(ctx, r, p, m, info)
+		}
+	}
 	if capture {
 		g, err := goguest.Prepare(wasm)
 		switch {
 		case errors.Is(err, goguest.ErrNotGo):
-			return nil, fmt.Errorf("%w: only Go (GOOS=wasip1) guests can be frozen so far", ErrNotCapturable)
+			if _, cerr := Compile(ctx, r, wasm); cerr != nil {
+				return nil, cerr
+			}
+			return nil, fmt.Errorf("%w: %w: prepare it with `tern prepare` (binaryen's wasm-opt)", ErrNotCapturable, ErrNotPrepared)
 		case err != nil:
 			if _, cerr := Compile(ctx, r, wasm); cerr != nil {
 				return nil, cerr // not even runnable: say that first
@@ -76,7 +95,11 @@ type Process struct {
 	prog  *Program
 	sys   *wasi.System
 	mod   api.Module
+	host  api.Module // tern's own host module (prepared modules)
 	entry api.Function
+
+	// Prepared (Asyncify) module state, nil otherwise.
+	async *asyncState
 
 	// Go guest handles, nil otherwise.
 	loop    api.Function
@@ -103,6 +126,9 @@ type freezeResult struct {
 
 // Start instantiates prog with the WASI system sys; Run runs it from _start.
 func Start(ctx context.Context, r wazero.Runtime, prog *Program, sys *wasi.System) (*Process, error) {
+	if prog.Async != nil {
+		return instantiateAsync(ctx, r, prog, sys)
+	}
 	p, err := instantiate(ctx, r, prog, sys)
 	if err != nil {
 		return nil, err
@@ -116,6 +142,17 @@ func Start(ctx context.Context, r wazero.Runtime, prog *Program, sys *wasi.Syste
 func Resume(ctx context.Context, r wazero.Runtime, prog *Program, img *image.Image, sys *wasi.System) (*Process, error) {
 	if img.ModuleHash != prog.Hash {
 		return nil, fmt.Errorf("%w: image is of module %x, this module is %x", ErrImageMismatch, img.ModuleHash[:6], prog.Hash[:6])
+	}
+	if prog.Async != nil && img.Kind == image.KindAsyncify {
+		p, err := instantiateAsync(ctx, r, prog, sys)
+		if err != nil {
+			return nil, err
+		}
+		if err := p.loadAsync(ctx, img); err != nil {
+			p.Close(ctx)
+			return nil, fmt.Errorf("resume: %w", err)
+		}
+		return p, nil
 	}
 	if img.Kind != image.KindGo || prog.Go == nil {
 		return nil, fmt.Errorf("%w: image kind %s needs a module prepared for it", ErrImageMismatch, img.Kind)
@@ -171,7 +208,14 @@ func instantiate(ctx context.Context, r wazero.Runtime, prog *Program, sys *wasi
 // Close releases the instance. It does not close the WASI system.
 func (p *Process) Close(ctx context.Context) error {
 	p.sys.SetBlockHook(nil)
-	return p.mod.Close(ctx)
+	var err error
+	if p.mod != nil {
+		err = p.mod.Close(ctx)
+	}
+	if p.host != nil {
+		p.host.Close(ctx)
+	}
+	return err
 }
 
 // Run runs the process until it exits, traps or is stopped by a freeze
@@ -185,6 +229,9 @@ func (p *Process) Run(ctx context.Context) (uint32, error) {
 	p.running = true
 	p.mu.Unlock()
 	defer p.finish()
+	if p.async != nil {
+		return p.runAsync(ctx)
+	}
 	fn := p.entry
 	for {
 		_, err := fn.Call(ctx)
@@ -219,15 +266,11 @@ func (p *Process) finish() {
 // atSafePoint runs when the loop returned for a freeze. It captures the
 // state for the pending request and reports whether the process stops.
 func (p *Process) atSafePoint() (stop bool) {
-	p.mu.Lock()
-	req := p.req
-	if req == nil || req.taken {
+	req := p.take()
+	if req == nil {
 		// The request was withdrawn after the flag was seen.
-		p.mu.Unlock()
 		return false
 	}
-	req.taken = true
-	p.mu.Unlock()
 	img, err := p.capture("")
 	req.result <- freezeResult{img, err}
 	if err != nil {
@@ -236,20 +279,32 @@ func (p *Process) atSafePoint() (stop bool) {
 	return <-req.decision
 }
 
+// take claims the pending freeze request for the guest, which has stopped
+// for it; nil when there is none (or it was withdrawn).
+func (p *Process) take() *freezeReq {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	req := p.req
+	if req == nil || req.taken {
+		return nil
+	}
+	req.taken = true
+	return req
+}
+
 // blocked is the WASI block hook: a freeze requested while the guest
 // waits in a blocking import captures it there.
 func (p *Process) blocked(ctx context.Context, mod api.Module, fn string) error {
 	pc := p.caller.Get()
-	p.mu.Lock()
-	req := p.req
-	if req == nil || req.taken || pc == 0 {
-		// pc 0: the call did not come through a wrapper that can be run
-		// again; the freeze waits for the loop instead.
-		p.mu.Unlock()
+	if pc == 0 {
+		// The call did not come through a wrapper that can be run again;
+		// the freeze waits for the loop instead.
 		return nil
 	}
-	req.taken = true
-	p.mu.Unlock()
+	req := p.take()
+	if req == nil {
+		return nil
+	}
 	img, err := p.capture(fn)
 	// Make the captured guest call its wrapper again: the loop jumps to
 	// the PC at -8(SP). Below SP is free stack (the wrapper is frameless
@@ -323,21 +378,8 @@ func (p *Process) load(img *image.Image) error {
 			return fmt.Errorf("%w: global %d of type %#x", ErrImageMismatch, gl.Index, gl.Type)
 		}
 	}
-	mem := p.mod.Memory()
-	want := uint32(len(img.Memory) / image.PageSize)
-	have := mem.Size() / image.PageSize
-	if want < have {
-		return fmt.Errorf("%w: image memory is %d pages, the module starts with %d", ErrImageMismatch, want, have)
-	}
-	if want > have {
-		if _, ok := mem.Grow(want - have); !ok {
-			return fmt.Errorf("grow memory to %d pages", want)
-		}
-	}
-	// All of memory, zero pages included: instantiation applied the data
-	// segments.
-	if !mem.Write(0, img.Memory) {
-		return errors.New("write memory")
+	if err := loadMemory(p.mod.Memory(), img.Memory); err != nil {
+		return err
 	}
 	for _, gl := range img.Globals {
 		p.globals[gl.Index].Set(gl.Bits)
@@ -378,6 +420,9 @@ func decodeGoGuest(b []byte) (goGuest, error) {
 
 // DescribeGuest renders an image's kind-specific data for people.
 func DescribeGuest(img image.Kind, b []byte) string {
+	if img == image.KindAsyncify {
+		return describeAsyncGuest(b)
+	}
 	if img != image.KindGo {
 		return fmt.Sprintf("%d bytes", len(b))
 	}
@@ -421,7 +466,7 @@ const preemptEvery = 200 * time.Microsecond
 // safe point (0: DefaultFreezeTimeout); after ErrFreezeTimeout the process
 // keeps running unchanged.
 func (p *Process) Freeze(ctx context.Context, timeout time.Duration) (*Frozen, error) {
-	if p.prog.Go == nil {
+	if p.prog.Go == nil && p.async == nil {
 		return nil, ErrNotCapturable
 	}
 	if timeout <= 0 {
@@ -449,7 +494,7 @@ func (p *Process) Freeze(ctx context.Context, timeout time.Duration) (*Frozen, e
 		p.sys.ClearSuspend()
 	}()
 
-	p.flag.Set(goguest.FreezeRequested)
+	p.setFlag(true)
 	p.sys.RequestSuspend()
 	deadline := time.NewTimer(timeout)
 	defer deadline.Stop()
@@ -458,7 +503,7 @@ func (p *Process) Freeze(ctx context.Context, timeout time.Duration) (*Frozen, e
 	mem := p.mod.Memory()
 	poke := func() {
 		p.mu.Lock()
-		if !req.taken {
+		if !req.taken && p.async == nil {
 			goguest.Preempt(mem, p.globals[goguest.GlobalG].Get())
 		}
 		p.mu.Unlock()
@@ -497,11 +542,45 @@ func (p *Process) withdraw(req *freezeReq) (freezeResult, bool) {
 	taken := req.taken
 	if !taken {
 		p.req = nil
-		p.flag.Set(goguest.FreezeNone)
+		p.setFlag(false)
 	}
 	p.mu.Unlock()
 	if taken {
 		return <-req.result, true
 	}
 	return freezeResult{}, false
+}
+
+// setFlag raises or lowers the flag safe points check.
+func (p *Process) setFlag(on bool) {
+	switch {
+	case p.async != nil && on:
+		p.async.flag.Set(1)
+	case p.async != nil:
+		p.async.flag.Set(0)
+	case on:
+		p.flag.Set(goguest.FreezeRequested)
+	default:
+		p.flag.Set(goguest.FreezeNone)
+	}
+}
+
+// loadMemory makes a fresh instance's memory the image's.
+func loadMemory(mem api.Memory, data []byte) error {
+	want := uint32(len(data) / image.PageSize)
+	have := mem.Size() / image.PageSize
+	if want < have {
+		return fmt.Errorf("%w: image memory is %d pages, the module starts with %d", ErrImageMismatch, want, have)
+	}
+	if want > have {
+		if _, ok := mem.Grow(want - have); !ok {
+			return fmt.Errorf("grow memory to %d pages", want)
+		}
+	}
+	// All of memory, zero pages included: instantiation applied the data
+	// segments.
+	if !mem.Write(0, data) {
+		return errors.New("write memory")
+	}
+	return nil
 }

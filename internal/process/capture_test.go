@@ -125,30 +125,7 @@ func newTestRuntime(t *testing.T, eng Engine) wazero.Runtime {
 // background and returns the process and a channel with how Run ended.
 func start(t *testing.T, wasm []byte, out *lockedBuffer, args ...string) (*Process, chan error) {
 	t.Helper()
-	r := newTestRuntime(t, EngineAuto)
-	prog, err := Load(context.Background(), r, wasm, true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sys, err := wasi.New(wasi.Config{Args: append([]string{"guest"}, args...), Stdout: out, Stderr: out})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { sys.Close() })
-	p, err := Start(context.Background(), r, prog, sys)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { p.Close(context.Background()) })
-	done := make(chan error, 1)
-	go func() {
-		code, err := p.Run(context.Background())
-		if err == nil && code != 0 {
-			err = errors.New("nonzero exit")
-		}
-		done <- err
-	}()
-	return p, done
+	return startWith(t, EngineAuto, wasm, nil, out, args...)
 }
 
 // uninterrupted runs wasm to its end and returns its output.

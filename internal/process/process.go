@@ -15,6 +15,7 @@ import (
 	"github.com/tetratelabs/wazero/sys"
 	"golang.org/x/sys/cpu"
 
+	"github.com/ternhq/tern/internal/asyncify"
 	"github.com/ternhq/tern/internal/wasi"
 )
 
@@ -120,6 +121,11 @@ var wasmMagic = []byte{0, 'a', 's', 'm'}
 
 // Compile checks that wasm is a WASI command tern can run and compiles it.
 func Compile(ctx context.Context, r wazero.Runtime, wasm []byte) (wazero.CompiledModule, error) {
+	return compile(ctx, r, wasm, false)
+}
+
+// compile is Compile; prepared modules may also import tern.yield.
+func compile(ctx context.Context, r wazero.Runtime, wasm []byte, prepared bool) (wazero.CompiledModule, error) {
 	if !bytes.HasPrefix(wasm, wasmMagic) {
 		if len(wasm) < 4 {
 			return nil, fmt.Errorf("%w: only %d bytes", ErrNotWasm, len(wasm))
@@ -130,7 +136,7 @@ func Compile(ctx context.Context, r wazero.Runtime, wasm []byte) (wazero.Compile
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInvalidModule, err)
 	}
-	if err := checkImports(cm, wasm); err != nil {
+	if err := checkImports(cm, wasm, prepared); err != nil {
 		cm.Close(ctx)
 		return nil, err
 	}
@@ -148,11 +154,15 @@ func Compile(ctx context.Context, r wazero.Runtime, wasm []byte) (wazero.Compile
 	return cm, nil
 }
 
-func checkImports(cm wazero.CompiledModule, wasm []byte) error {
+func checkImports(cm wazero.CompiledModule, wasm []byte, prepared bool) error {
 	provided := wasi.Functions()
 	var missing []string
 	for _, f := range cm.ImportedFunctions() {
 		mod, name, _ := f.Import()
+		if prepared && mod == asyncify.ImportModule && name == asyncify.ImportYield &&
+			len(f.ParamTypes()) == 0 && len(f.ResultTypes()) == 0 {
+			continue
+		}
 		if mod != wasi.ModuleName || !slices.Contains(provided, name) {
 			missing = append(missing, mod+"."+name)
 		}

@@ -63,7 +63,7 @@ func (s *System) fdRead(ctx context.Context, mod api.Module, st []uint64) Errno 
 			}
 			// Wait here rather than in read(2), so that a freeze finds
 			// the guest waiting before anything was read.
-			if s.wait(ctx, mod, "fd_read", time.Time{}, true) {
+			if s.wait(ctx, mod, "fd_read", time.Time{}, true) != waitDone {
 				return ErrnoIntr
 			}
 		}

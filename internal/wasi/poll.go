@@ -108,7 +108,11 @@ func (s *System) pollOneoff(ctx context.Context, mod api.Module, st []uint64) Er
 		}
 	}
 	if !anyReady(subs) {
-		cut := s.wait(ctx, mod, "poll_oneoff", earliest, stdinWaiters)
+		res := s.wait(ctx, mod, "poll_oneoff", earliest, stdinWaiters)
+		if res == waitAbandoned {
+			return ErrnoSuccess
+		}
+		cut := res == waitCut
 		now := time.Now()
 		for i := range subs {
 			sub := &subs[i]

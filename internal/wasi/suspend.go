@@ -2,12 +2,18 @@ package wasi
 
 import (
 	"context"
+	"errors"
 	"os"
 	"sync"
 	"time"
 
 	"github.com/tetratelabs/wazero/api"
 )
+
+// ErrAbandon, returned by a BlockHook, ends the waiting call at once with
+// no effect: the guest is unwinding its stack (Asyncify) and will make
+// the same call again when it rewinds.
+var ErrAbandon = errors.New("WASI call abandoned for a capture")
 
 // BlockHook is called by a WASI call that is waiting (poll_oneoff, fd_read
 // on stdin) when a suspension has been requested, before it has changed
@@ -84,25 +90,38 @@ func isClosed(ch chan struct{}) bool {
 // (when stdin is set) or ctx ending. A suspension request in the meantime
 // runs the BlockHook, which either ends the guest's call (by panicking
 // with its error, which wazero returns from the guest's entry point) or lets
-// the wait go on. It reports whether the wait ended early without its
-// condition: a suspension without a hook, or ctx ending.
-func (s *System) wait(ctx context.Context, mod api.Module, fn string, deadline time.Time, stdin bool) (cut bool) {
+// the wait go on.
+func (s *System) wait(ctx context.Context, mod api.Module, fn string, deadline time.Time, stdin bool) waitResult {
 	for {
 		ch, hook := s.suspendState()
 		if !isClosed(ch) {
 			if s.waitOnce(ctx, deadline, stdin, ch) {
-				return ctx.Err() != nil
+				if ctx.Err() != nil {
+					return waitCut
+				}
+				return waitDone
 			}
 		}
 		if hook == nil {
-			return true
+			return waitCut
 		}
 		s.ClearSuspend()
-		if err := hook(ctx, mod, fn); err != nil {
+		switch err := hook(ctx, mod, fn); {
+		case errors.Is(err, ErrAbandon):
+			return waitAbandoned
+		case err != nil:
 			panic(err)
 		}
 	}
 }
+
+type waitResult int
+
+const (
+	waitDone      waitResult = iota // the condition came
+	waitCut                         // ended early: a suspension without a hook, or ctx ending
+	waitAbandoned                   // the hook abandoned the call: return with no effect
+)
 
 // waitOnce waits for the condition, ctx or the suspension channel. It
 // reports false only when the suspension fired.

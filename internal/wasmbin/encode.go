@@ -53,19 +53,27 @@ func (m *Module) Encode() []byte {
 	// Dirty sections that are missing go before the first section that
 	// must follow them.
 	missing := func(before int) {
-		for _, id := range []byte{SecGlobal, SecExport, SecCode} {
-			if m.dirty[id] && !present[id] && sectionOrder[id] < before {
+		for _, id := range []byte{SecType, SecImport, SecFunction, SecTable, SecMemory, SecGlobal, SecExport, SecStart, SecElement, SecCode} {
+			if m.dirty[id] && !present[id] && sectionOrder[id] < before && (id != SecStart || m.Start != nil) {
 				out = emit(id, m.encodeSection(id))
 				present[id] = true
 			}
 		}
 	}
+	var added []Section
 	for _, s := range m.Sections {
 		if s.ID != SecCustom {
 			missing(sectionOrder[s.ID])
 		}
 		switch {
+		case s.ID == SecCustom && s.raw == nil:
+			// New or edited custom sections go last, after sections
+			// inserted above: a name section must follow the code it names.
+			added = append(added, s)
 		case s.ID != SecCustom && m.dirty[s.ID]:
+			if s.ID == SecStart && m.Start == nil {
+				continue // removed
+			}
 			out = emit(s.ID, m.encodeSection(s.ID))
 		case s.raw != nil:
 			// As read: toolchains (Go's linker) pad sizes to fixed-width
@@ -78,12 +86,71 @@ func (m *Module) Encode() []byte {
 		}
 	}
 	missing(1 << 30)
+	for _, s := range added {
+		out = emit(SecCustom, append(appendName(nil, s.Name), s.Data...))
+	}
 	return out
 }
 
 func (m *Module) encodeSection(id byte) []byte {
 	var b []byte
 	switch id {
+	case SecType:
+		b = AppendULEB(b, uint64(len(m.Types)))
+		for _, t := range m.Types {
+			b = AppendULEB(append(b, 0x60), uint64(len(t.Params)))
+			for _, v := range t.Params {
+				b = append(b, byte(v))
+			}
+			b = AppendULEB(b, uint64(len(t.Results)))
+			for _, v := range t.Results {
+				b = append(b, byte(v))
+			}
+		}
+	case SecImport:
+		b = AppendULEB(b, uint64(len(m.Imports)))
+		for _, im := range m.Imports {
+			b = appendName(appendName(b, im.Module), im.Name)
+			b = append(b, byte(im.Kind))
+			switch im.Kind {
+			case KindFunc:
+				b = AppendULEB(b, uint64(im.TypeIndex))
+			case KindTable:
+				b = appendLimits(append(b, byte(im.Table.Elem)), im.Table.Limits)
+			case KindMemory:
+				b = appendLimits(b, im.Memory)
+			case KindGlobal:
+				mut := byte(0)
+				if im.Global.Mutable {
+					mut = 1
+				}
+				b = append(b, byte(im.Global.Type), mut)
+			case KindTag:
+				b = AppendULEB(append(b, 0), uint64(im.TypeIndex))
+			}
+		}
+	case SecFunction:
+		b = AppendULEB(b, uint64(len(m.Funcs)))
+		for _, t := range m.Funcs {
+			b = AppendULEB(b, uint64(t))
+		}
+	case SecTable:
+		b = AppendULEB(b, uint64(len(m.Tables)))
+		for _, t := range m.Tables {
+			b = appendLimits(append(b, byte(t.Elem)), t.Limits)
+		}
+	case SecMemory:
+		b = AppendULEB(b, uint64(len(m.Memories)))
+		for _, l := range m.Memories {
+			b = appendLimits(b, l)
+		}
+	case SecStart:
+		b = AppendULEB(b, uint64(*m.Start))
+	case SecElement:
+		b = AppendULEB(b, uint64(len(m.Elems)))
+		for _, e := range m.Elems {
+			b = appendElem(b, e)
+		}
 	case SecGlobal:
 		b = AppendULEB(b, uint64(len(m.Globals)))
 		for _, g := range m.Globals {

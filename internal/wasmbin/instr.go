@@ -42,11 +42,13 @@ const (
 	OpTableSet     Op = 0x26
 	OpI32Load      Op = 0x28
 	OpI32Load16U   Op = 0x2f
+	OpMemorySize   Op = 0x3f
 	OpMemoryGrow   Op = 0x40
 	OpI32Const     Op = 0x41
 	OpI64Const     Op = 0x42
 	OpI32Eqz       Op = 0x45
 	OpI32Sub       Op = 0x6b
+	OpRefFunc      Op = 0xd2
 
 	OpTableGrow Op = 0xfc<<16 | 15
 	OpTableFill Op = 0xfc<<16 | 17
@@ -76,7 +78,8 @@ type Instr struct {
 	Pos int // offset of the opcode in the code
 	End int // offset just after the instruction
 	// Imm is the first immediate: the index of call, global.get, br, ...;
-	// the memarg offset of loads and stores; the value of constants.
+	// the memarg offset of loads and stores; the value of constants; the
+	// block type of block, loop, if and try (a type index when >= 0).
 	Imm int64
 	// Imm2 is the second immediate where there is one: the table of
 	// call_indirect, the memarg alignment.
@@ -93,7 +96,7 @@ func Walk(code []byte, f func(Instr) error) error {
 		in.Op = Op(op)
 		switch {
 		case op == 0x02 || op == 0x03 || op == 0x04 || op == 0x06:
-			r.blockType()
+			in.Imm = r.blockType()
 		case op == 0x07 || op == 0x08 || op == 0x09 || op == 0x0c || op == 0x0d ||
 			op == 0x10 || op == 0x12 || op == 0x14 || op == 0x15 || op == 0x18 ||
 			(op >= 0x20 && op <= 0x26) || op == 0xd2:
@@ -159,15 +162,20 @@ func Walk(code []byte, f func(Instr) error) error {
 	return r.err
 }
 
-func (r *reader) blockType() {
+// blockType reads a block type: a type index (>= 0), or a negative value
+// for the empty type (-64) or a single value type.
+func (r *reader) blockType() int64 {
 	c := r.byte()
 	switch {
 	case c == 0x40, c >= 0x7b && c <= 0x7f, c == 0x70, c == 0x6f:
+		return int64(c) - 0x80
 	default:
 		r.off--
-		if r.sleb(33) < 0 {
+		v := r.sleb(33)
+		if v < 0 {
 			r.fail("block type")
 		}
+		return v
 	}
 }
 

@@ -134,6 +134,22 @@ type Body struct {
 // Instructions is the body's expression, ending with its final end.
 func (b Body) Instructions() []byte { return b.Raw[b.Code:] }
 
+// Local is one group of a body's local declarations.
+type Local struct {
+	Count uint32
+	Type  ValType
+}
+
+// Locals decodes the body's local declarations (Parse has checked them).
+func (b Body) Locals() []Local {
+	r := &reader{b: b.Raw[:b.Code]}
+	var out []Local
+	for k := r.count(2); k > 0 && r.err == nil; k-- {
+		out = append(out, Local{Count: r.u32(), Type: r.valType()})
+	}
+	return out
+}
+
 // Elem is an element segment. Funcs holds the function index of each
 // element (-1 for a null reference, or an element not given as a plain
 // ref.func). Offset is meaningful when Active and OffsetKnown.
@@ -144,6 +160,15 @@ type Elem struct {
 	Offset      int64
 	OffsetKnown bool
 	Funcs       []int64
+
+	// The encoding, kept so that the segment can be written back: the
+	// flags (0-7), the element kind or reference type byte (flags&3 != 0),
+	// the offset expression of an active segment, and for expression
+	// segments (flags&4 != 0) each element's constant expression.
+	Flags      uint32
+	Kind       byte
+	OffsetExpr []byte
+	Exprs      [][]byte
 }
 
 // Data is a data segment.

@@ -187,16 +187,16 @@ func (r *reader) elem() Elem {
 		r.fail("element segment flags %d", flags)
 		return Elem{}
 	}
-	e := Elem{Active: flags&1 == 0, Declarative: flags&3 == 3}
+	e := Elem{Active: flags&1 == 0, Declarative: flags&3 == 3, Flags: flags}
 	if e.Active {
 		if flags&2 != 0 {
 			e.Table = r.u32()
 		}
-		_, e.Offset, e.OffsetKnown = r.constExpr()
+		e.OffsetExpr, e.Offset, e.OffsetKnown = r.constExpr()
 	}
 	exprs := flags&4 != 0
 	if flags&3 != 0 { // elemkind or reftype
-		r.byte()
+		e.Kind = r.byte()
 	}
 	for n := r.count(1); n > 0 && r.err == nil; n-- {
 		if !exprs {
@@ -204,6 +204,7 @@ func (r *reader) elem() Elem {
 			continue
 		}
 		raw, _, _ := r.constExpr()
+		e.Exprs = append(e.Exprs, raw)
 		f := int64(-1)
 		if len(raw) >= 2 && raw[0] == 0xd2 {
 			fr := &reader{b: raw[1:]}

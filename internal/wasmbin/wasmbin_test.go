@@ -247,3 +247,102 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+// Adding a function import renumbers every defined function: each spec
+// module gains tern.yield, and its exports, start, element segments and
+// calls all point one further, while nothing else changes.
+func TestSpecModulesAddFuncImport(t *testing.T) {
+	for _, path := range specModules(t) {
+		wasm, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		orig, err := Parse(wasm)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, _ := Parse(wasm)
+		idx, err := m.AddFuncImport("tern", "yield", m.AddType(FuncType{}))
+		if err != nil {
+			t.Errorf("%s: %v", filepath.Base(path), err)
+			continue
+		}
+		got, err := Parse(m.Encode())
+		if err != nil {
+			t.Errorf("%s: edited module does not parse: %v", filepath.Base(path), err)
+			continue
+		}
+		shift := func(f int64) int64 {
+			if f >= int64(idx) {
+				return f + 1
+			}
+			return f
+		}
+		name := filepath.Base(path)
+		if got.NumImportedFuncs != orig.NumImportedFuncs+1 || len(got.Funcs) != len(orig.Funcs) {
+			t.Errorf("%s: %d imported, %d defined functions", name, got.NumImportedFuncs, len(got.Funcs))
+			continue
+		}
+		if im, ok := got.ImportedFunc(idx); !ok || im.Module != "tern" || im.Name != "yield" {
+			t.Errorf("%s: function %d is %+v", name, idx, im)
+		}
+		for i, e := range orig.Exports {
+			want := e
+			if e.Kind == KindFunc {
+				want.Index = uint32(shift(int64(e.Index)))
+			}
+			if got.Exports[i] != want {
+				t.Errorf("%s: export %d = %+v, want %+v", name, i, got.Exports[i], want)
+			}
+		}
+		if (orig.Start == nil) != (got.Start == nil) || orig.Start != nil && uint32(shift(int64(*orig.Start))) != *got.Start {
+			t.Errorf("%s: start moved wrongly", name)
+		}
+		for i, e := range orig.Elems {
+			for k, f := range e.Funcs {
+				if f >= 0 && got.Elems[i].Funcs[k] != shift(f) {
+					t.Errorf("%s: element %d[%d] = %d, want %d", name, i, k, got.Elems[i].Funcs[k], shift(f))
+				}
+			}
+		}
+		for i := range orig.Codes {
+			a, b := calls(t, orig.Codes[i]), calls(t, got.Codes[i])
+			if len(a) != len(b) {
+				t.Fatalf("%s: body %d: %d calls became %d", name, i, len(a), len(b))
+			}
+			for k := range a {
+				if shift(a[k]) != b[k] {
+					t.Errorf("%s: body %d: call %d to %d, want %d", name, i, k, b[k], shift(a[k]))
+				}
+			}
+		}
+	}
+}
+
+func calls(t *testing.T, b Body) []int64 {
+	var out []int64
+	err := Walk(b.Instructions(), func(in Instr) error {
+		switch in.Op {
+		case OpCall, OpRefFunc, OpReturnCall:
+			out = append(out, in.Imm)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// A body's local declarations decode to their groups.
+func TestBodyLocals(t *testing.T) {
+	b := Body{Raw: []byte{2, 3, byte(I32), 1, byte(F64), 0x0b}, Code: 5}
+	got := b.Locals()
+	want := []Local{{3, I32}, {1, F64}}
+	if len(got) != len(want) || got[0] != want[0] || got[1] != want[1] {
+		t.Fatalf("locals %+v, want %+v", got, want)
+	}
+	if l := (Body{Raw: []byte{0, 0x0b}, Code: 1}).Locals(); len(l) != 0 {
+		t.Fatalf("no declarations decoded as %+v", l)
+	}
+}

@@ -1,0 +1,3 @@
+module dangling
+
+go 1.21

@@ -1,0 +1,24 @@
+package process
+
+import (
+	"bytes"
+	"testing"
+)
+
+// FuzzDecodeAsyncGuest: the guest data of an image is untrusted input;
+// whatever decodes re-encodes to the same bytes, and nothing panics.
+func FuzzDecodeAsyncGuest(f *testing.F) {
+	f.Add(encodeAsyncGuest(asyncGuest{Stage: 1, BlockedIn: "fd_read", Stack: []byte{1, 2, 3}}))
+	f.Add(encodeAsyncGuest(asyncGuest{}))
+	f.Add([]byte{asyncGuestVersion})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		g, err := decodeAsyncGuest(b)
+		if err != nil {
+			return
+		}
+		if again := encodeAsyncGuest(g); !bytes.Equal(again, b) {
+			t.Fatalf("%x decodes to %+v, which encodes to %x", b, g, again)
+		}
+		describeAsyncGuest(b)
+	})
+}
