@@ -134,6 +134,10 @@ func (r *Reader) Uvarint() uint64 {
 	case n < 0:
 		r.Fail(fmt.Errorf("%w: varint overflows 64 bits", ErrMalformed))
 		return 0
+	case n > 1 && r.buf[r.off+n-1] == 0:
+		// One value, one encoding: what decodes re-encodes identically.
+		r.Fail(fmt.Errorf("%w: varint padded with a zero byte", ErrMalformed))
+		return 0
 	}
 	r.off += n
 	return v
@@ -150,6 +154,10 @@ func (r *Reader) Varint() int64 {
 		return 0
 	case n < 0:
 		r.Fail(fmt.Errorf("%w: varint overflows 64 bits", ErrMalformed))
+		return 0
+	case n > 1 && r.buf[r.off+n-1] == 0:
+		// One value, one encoding: what decodes re-encodes identically.
+		r.Fail(fmt.Errorf("%w: varint padded with a zero byte", ErrMalformed))
 		return 0
 	}
 	r.off += n

@@ -54,6 +54,9 @@ func TestReaderErrors(t *testing.T) {
 		{"string longer than input", []byte{10, 'a'}, func(r *Reader) { r.Str() }, ErrTruncated},
 		{"huge count", []byte{0xff, 0xff, 0xff, 0xff, 0x0f}, func(r *Reader) { r.Len(1) }, ErrTruncated},
 		{"uvarint32 too big", []byte{0x80, 0x80, 0x80, 0x80, 0x10}, func(r *Reader) { r.Uvarint32() }, ErrMalformed},
+		{"uvarint padded", []byte{0x80, 0x00}, func(r *Reader) { r.Uvarint() }, ErrMalformed},
+		{"varint padded", []byte{0x81, 0x80, 0x00}, func(r *Reader) { r.Varint() }, ErrMalformed},
+		{"length padded", []byte{0x80, 0x00}, func(r *Reader) { r.BytesField() }, ErrMalformed},
 		{"trailing", []byte{1, 2}, func(r *Reader) { r.U8(); r.End() }, ErrMalformed},
 	}
 	for _, c := range cases {

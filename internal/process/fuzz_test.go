@@ -11,6 +11,9 @@ func FuzzDecodeAsyncGuest(f *testing.F) {
 	f.Add(encodeAsyncGuest(asyncGuest{Stage: 1, BlockedIn: "fd_read", Stack: []byte{1, 2, 3}}))
 	f.Add(encodeAsyncGuest(asyncGuest{}))
 	f.Add([]byte{asyncGuestVersion})
+	// A length written as the two bytes 0x80 0x00 (found by the fuzzer).
+	padded := append(encodeAsyncGuest(asyncGuest{})[:34], 0, 0x80, 0)
+	f.Add(padded)
 	f.Fuzz(func(t *testing.T, b []byte) {
 		g, err := decodeAsyncGuest(b)
 		if err != nil {
