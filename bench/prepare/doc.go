@@ -16,8 +16,8 @@
 // tight loops, no calls), qsort (libc's qsort with a comparator: an
 // indirect call per comparison), crc (table-driven CRC-32 and FNV-1a over
 // records of 1-16 bytes: small inner loops), recurse (naive recursive
-// Fibonacci and Takeuchi: calls everywhere, each paying the entry
-// safepoint and Asyncify's check after it returns), strings (snprintf,
+// Fibonacci and Takeuchi: calls everywhere, each paying Asyncify's
+// checks around it, since any of them may unwind), strings (snprintf,
 // strdup, a chained hash table and free: libc and malloc) and deep (a loop
 // at the bottom of a recursion some 200 frames deep: freezes under a stack
 // deeper than the 30 frames wazero's compiler lets tern walk). Each takes an

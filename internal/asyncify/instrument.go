@@ -106,16 +106,22 @@ func Instrument(wasm []byte) (out []byte, tables bool, err error) {
 	grow := m.AddFunc(m.AddType(wasmbin.FuncType{Params: []wasmbin.ValType{wasmbin.I32}, Results: []wasmbin.ValType{wasmbin.I32}}), growBody(pages, uint32(limit)))
 
 	flag := m.AddGlobal(wasmbin.Global{GlobalType: wasmbin.GlobalType{Type: wasmbin.I32, Mutable: true}, Init: wasmbin.ConstI32(0)})
-	check := append(wasmbin.AppendULEB([]byte{byte(wasmbin.OpGlobalGet)}, uint64(flag)), byte(wasmbin.OpIf), 0x40)
-	check = append(wasmbin.AppendULEB(append(check, byte(wasmbin.OpCall)), uint64(yield)), byte(wasmbin.OpEnd))
-
+	calls, err := newCallGraph(m)
+	if err != nil {
+		return nil, false, err
+	}
+	rw := bodyRewrite{flag: flag, yield: yield, pages: pages, grow: grow}
 	for i := range m.Codes {
 		fi := m.NumImportedFuncs + uint32(i)
 		if fi == grow {
 			continue
 		}
 		b := m.Codes[i]
-		code, err := instrumentBody(b.Instructions(), check, pages, grow)
+		entry, err := calls.needsEntrySafepoint(i, b.Instructions())
+		if err != nil {
+			return nil, false, fmt.Errorf("function %s: %w", m.FuncName(fi), err)
+		}
+		code, err := rw.instrumentBody(b.Instructions(), entry)
 		if err != nil {
 			return nil, false, fmt.Errorf("function %s: %w", m.FuncName(fi), err)
 		}
@@ -228,39 +234,6 @@ func mutatesTables(m *wasmbin.Module) (bool, error) {
 		}
 	}
 	return false, nil
-}
-
-// instrumentBody inserts safepoints and routes memory.size and
-// memory.grow through tern.pages.
-func instrumentBody(code, check []byte, pages, grow uint32) ([]byte, error) {
-	calls := false
-	err := wasmbin.Walk(code, func(in wasmbin.Instr) error {
-		if in.Op == wasmbin.OpCall || in.Op == wasmbin.OpCallIndirect {
-			calls = true
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, err
-	}
-	out := make([]byte, 0, len(code)+len(code)/8+16)
-	// A function that calls nothing ends soon unless it loops, and its
-	// loops get their own safepoints: an entry check would only slow the
-	// leaves that hot code calls most.
-	if calls {
-		out = append(out, check...)
-	}
-	return wasmbin.Rewrite(code, out, func(out []byte, in wasmbin.Instr, orig []byte) ([]byte, error) {
-		switch in.Op {
-		case wasmbin.OpLoop:
-			return append(append(out, orig...), check...), nil
-		case wasmbin.OpMemorySize:
-			return wasmbin.AppendULEB(append(out, byte(wasmbin.OpGlobalGet)), uint64(pages)), nil
-		case wasmbin.OpMemoryGrow:
-			return wasmbin.AppendULEB(append(out, byte(wasmbin.OpCall)), uint64(grow)), nil
-		}
-		return append(out, orig...), nil
-	})
 }
 
 // growBody is memory.grow as the program sees it: pages beyond tern.pages

@@ -18,7 +18,7 @@ import (
 
 // Version is the preparation format: prepared modules and the cache are
 // keyed by it, and it changes whenever what Prepare produces does.
-const Version = 5
+const Version = 6
 
 // Features are the proposals wasm-opt must accept: those of WebAssembly
 // 2.0, which compilers emit and wazero runs.

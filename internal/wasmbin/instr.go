@@ -267,3 +267,19 @@ func (m *Module) Calls() (map[uint32][]uint32, error) {
 	}
 	return callers, nil
 }
+
+// BrTable decodes the labels and the default of a br_table instruction,
+// given its bytes (code[in.Pos:in.End] of a Walk).
+func BrTable(b []byte) (labels []uint32, def uint32, err error) {
+	r := &reader{b: b}
+	if op := r.byte(); op != byte(OpBrTable) {
+		return nil, 0, fmt.Errorf("%w: opcode %#x is not br_table", ErrMalformed, op)
+	}
+	n := r.count(1)
+	labels = make([]uint32, 0, n)
+	for ; n > 0 && r.err == nil; n-- {
+		labels = append(labels, r.u32())
+	}
+	def = r.u32()
+	return labels, def, r.err
+}

@@ -1,8 +1,8 @@
 // recurse: naive recursive Fibonacci and Takeuchi functions, the
 // call-heavy case. Nearly every instruction is a call, a return or the
-// arithmetic between them; every function calls itself, so each call pays
-// the entry safepoint and each call site Asyncify's check of its state on
-// return. The recursion stays under 25 frames deep.
+// arithmetic between them; every function calls itself, so each call may
+// reach a safepoint and each call site pays Asyncify's checks of its state.
+// The recursion stays under 25 frames deep.
 //
 // Usage: recurse WORK. WORK is the number of rounds of fib(20) and
 // tak(18, 12, 6); 0 runs without end. Prints a checksum that depends only
