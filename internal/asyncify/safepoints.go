@@ -12,8 +12,9 @@ import (
 // unwinding call and guards each such call site with checks of its state,
 // and code between such calls with more. A freeze must still come soon at
 // any instant; a program runs long only through a loop or a recursion, so
-// every loop that iterates gets a safepoint, and so does the entry of every
-// function on a cycle of the call graph. Nothing else does.
+// every loop that iterates gets a safepoint, and so does the entry of a
+// function on a cycle of the call graph unless each of its calls that may
+// close the cycle sits inside such a loop. Nothing else does.
 //
 // A loop's safepoint does not call tern.yield inside the loop, which would
 // put Asyncify's guards into every iteration. The loop leaves through a
