@@ -1,12 +1,8 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"fmt"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 
 	"github.com/tetratelabs/wazero"
@@ -37,38 +33,18 @@ func (v variant) String() string { return variantNames[v] }
 func makeVariants(ctx context.Context, wasmOpt string, wasm []byte) (map[variant][]byte, error) {
 	out := map[variant][]byte{}
 	var err error
-	if out[optOnly], err = runWasmOpt(ctx, wasmOpt, wasm, "-O2"); err != nil {
+	if out[optOnly], err = asyncify.WasmOpt(ctx, wasmOpt, wasm, "-O2"); err != nil {
 		return nil, err
 	}
 	if out[rewriteOnly], _, err = asyncify.Instrument(wasm); err != nil {
 		return nil, err
 	}
 	// The flags asyncify.Prepare passes, on the module as built.
-	if out[asyncifyOnly], err = runWasmOpt(ctx, wasmOpt, wasm,
+	if out[asyncifyOnly], err = asyncify.WasmOpt(ctx, wasmOpt, wasm,
 		"--asyncify", "--pass-arg=asyncify-imports@"+strings.Join(asyncify.UnwindImports, ","), "-O2"); err != nil {
 		return nil, err
 	}
 	return out, nil
-}
-
-func runWasmOpt(ctx context.Context, tool string, wasm []byte, args ...string) ([]byte, error) {
-	dir, err := os.MkdirTemp("", "tern-bench-wasm-opt-")
-	if err != nil {
-		return nil, err
-	}
-	defer os.RemoveAll(dir)
-	in, out := filepath.Join(dir, "in.wasm"), filepath.Join(dir, "out.wasm")
-	if err := os.WriteFile(in, wasm, 0o600); err != nil {
-		return nil, err
-	}
-	args = append(append([]string{in, "-o", out}, args...), asyncify.Features...)
-	cmd := exec.CommandContext(ctx, tool, args...)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	if err := cmd.Run(); err != nil {
-		return nil, fmt.Errorf("%s %s: %v: %s", tool, strings.Join(args, " "), err, strings.TrimSpace(stderr.String()))
-	}
-	return os.ReadFile(out)
 }
 
 // module is one variant compiled on a runtime.

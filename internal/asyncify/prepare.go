@@ -168,6 +168,19 @@ func FindWasmOpt(explicit string) (string, error) {
 }
 
 func runWasmOpt(ctx context.Context, tool string, wasm []byte) ([]byte, error) {
+	return WasmOpt(ctx, tool, wasm,
+		"--asyncify", "--pass-arg=asyncify-imports@"+strings.Join(UnwindImports, ","),
+		"--pass-arg=asyncify-removelist@"+funcRun,
+		// Without optimizing after Asyncify, code grows 2-3x and runs far slower.
+		"-O2",
+		// Keep function names: wasm stack traces of traps name them.
+		"--debuginfo")
+}
+
+// WasmOpt runs binaryen's wasm-opt (tool, as FindWasmOpt found it) on
+// wasm with args and the feature flags preparation enables, and returns
+// its output.
+func WasmOpt(ctx context.Context, tool string, wasm []byte, args ...string) ([]byte, error) {
 	dir, err := os.MkdirTemp("", "tern-prepare-")
 	if err != nil {
 		return nil, err
@@ -177,13 +190,7 @@ func runWasmOpt(ctx context.Context, tool string, wasm []byte) ([]byte, error) {
 	if err := os.WriteFile(in, wasm, 0o600); err != nil {
 		return nil, err
 	}
-	args := append([]string{in, "-o", out,
-		"--asyncify", "--pass-arg=asyncify-imports@" + strings.Join(UnwindImports, ","),
-		"--pass-arg=asyncify-removelist@" + funcRun,
-		// Without optimizing after Asyncify, code grows 2-3x and runs far slower.
-		"-O2",
-		// Keep function names: wasm stack traces of traps name them.
-		"--debuginfo"}, Features...)
+	args = append(append([]string{in, "-o", out}, args...), Features...)
 	cmd := exec.CommandContext(ctx, tool, args...)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
