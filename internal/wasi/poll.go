@@ -1,6 +1,7 @@
 package wasi
 
 import (
+	"bytes"
 	"context"
 	"io"
 	"os"
@@ -68,6 +69,15 @@ func (s *System) pollOneoff(ctx context.Context, mod api.Module, st []uint64) Er
 	subs := make([]subscription, n)
 	var earliest time.Time
 	var stdinWaiters bool
+	// The same call made again after a capture interrupted it (the guest
+	// resumed, or went on after a freeze) waits for what was left.
+	again := s.pendingPoll
+	s.pendingPoll = nil
+	if again != nil && !bytes.Equal(again.Subscriptions, raw) {
+		again = nil
+	}
+	mono := s.monotonic()
+	deadlines := make([]uint64, n) // on the guest's monotonic clock
 	for i := range subs {
 		b := raw[i*subscriptionSize:]
 		sub := &subs[i]
@@ -91,6 +101,13 @@ func (s *System) pollOneoff(ctx context.Context, mod api.Module, st []uint64) Er
 			if rel > uint64(1<<62) {
 				rel = 1 << 62
 			}
+			if again != nil && flags&subclockAbstime == 0 {
+				rel = 0
+				if d := again.Deadlines[i]; d > mono {
+					rel = d - mono
+				}
+			}
+			deadlines[i] = mono + rel
 			// Host time taken after the guest clock was read, so an
 			// absolute deadline is never reached early.
 			sub.deadline = time.Now().Add(time.Duration(rel))
@@ -108,10 +125,13 @@ func (s *System) pollOneoff(ctx context.Context, mod api.Module, st []uint64) Er
 		}
 	}
 	if !anyReady(subs) {
+		// Held while the guest waits, so that a capture taken now keeps it.
+		s.pendingPoll = &PendingPoll{Subscriptions: bytes.Clone(raw), Deadlines: deadlines}
 		res := s.wait(ctx, mod, "poll_oneoff", earliest, stdinWaiters)
 		if res == waitAbandoned {
 			return ErrnoSuccess
 		}
+		s.pendingPoll = nil
 		cut := res == waitCut
 		now := time.Now()
 		for i := range subs {

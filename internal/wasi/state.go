@@ -6,13 +6,14 @@ import (
 	"io"
 	mrand "math/rand/v2"
 	"os"
+	"slices"
 	"time"
 
 	"github.com/ternhq/tern/internal/enc"
 )
 
 // StateVersion is the version of the encoding State.MarshalBinary writes.
-const StateVersion = 2
+const StateVersion = 3
 
 var stateMagic = [4]byte{'T', 'W', 'S', 'I'}
 
@@ -33,6 +34,20 @@ type State struct {
 	RNG       []byte    // ChaCha8 state when seeded; nil for crypto random
 	StdinRead uint64    // bytes the guest has read from stdin so far
 	FDs       []FDState // index is the guest fd; Kind 0 marks a hole
+	// Poll is the poll_oneoff the guest was waiting in, if any: the guest
+	// makes the same call again when it goes on, and then waits only for
+	// what was left of its timeouts.
+	Poll *PendingPoll
+}
+
+// PendingPoll is a poll_oneoff a capture interrupted.
+type PendingPoll struct {
+	// Subscriptions are the call's subscriptions as the guest wrote them;
+	// a later call is the same one only if its own are identical.
+	Subscriptions []byte
+	// Deadlines holds, for each subscription, when its clock fires on the
+	// guest's monotonic clock (nanoseconds; 0 for other subscriptions).
+	Deadlines []uint64
 }
 
 // FDKind says what a descriptor is.
@@ -90,6 +105,9 @@ func (s *System) State() (*State, error) {
 		Env:       append([]string(nil), s.env...),
 		Monotonic: s.monotonic(),
 		StdinRead: s.stdinRead,
+	}
+	if p := s.pendingPoll; p != nil {
+		st.Poll = &PendingPoll{Subscriptions: slices.Clone(p.Subscriptions), Deadlines: slices.Clone(p.Deadlines)}
 	}
 	for _, p := range s.pre {
 		st.Preopens = append(st.Preopens, Preopen{HostDir: p.host, GuestPath: p.guest})
@@ -182,6 +200,13 @@ func (st *State) MarshalBinary() ([]byte, error) {
 			w.U8(d.Type)
 		}
 	}
+	w.Bool(st.Poll != nil)
+	if p := st.Poll; p != nil {
+		w.BytesField(p.Subscriptions)
+		for _, d := range p.Deadlines {
+			w.U64(d)
+		}
+	}
 	return w.Data(), nil
 }
 
@@ -192,8 +217,9 @@ func (st *State) UnmarshalBinary(data []byte) error {
 	if m := r.Raw(4); m == nil || [4]byte(m) != stateMagic {
 		return fmt.Errorf("%w: not a tern WASI state", ErrBadState)
 	}
-	if v := r.Uvarint(); r.Err() == nil && v != StateVersion {
-		return fmt.Errorf("%w %d (this tern reads %d)", ErrStateVersion, v, StateVersion)
+	version := r.Uvarint()
+	if r.Err() == nil && (version < 2 || version > StateVersion) {
+		return fmt.Errorf("%w %d (this tern reads 2 to %d)", ErrStateVersion, version, StateVersion)
 	}
 	var out State
 	out.Args = r.Strings()
@@ -237,6 +263,20 @@ func (st *State) UnmarshalBinary(data []byte) error {
 			}
 		}
 		out.FDs = append(out.FDs, f)
+	}
+	// Version 2 had no pending poll.
+	if version >= 3 && r.Bool() {
+		p := &PendingPoll{Subscriptions: r.BytesField()}
+		if n := len(p.Subscriptions); n == 0 || n%subscriptionSize != 0 {
+			r.Fail(fmt.Errorf("pending poll_oneoff of %d bytes, not a whole number of subscriptions", n))
+		}
+		for range len(p.Subscriptions) / subscriptionSize {
+			if r.Err() != nil {
+				break
+			}
+			p.Deadlines = append(p.Deadlines, r.U64())
+		}
+		out.Poll = p
 	}
 	r.End()
 	if err := r.Err(); err != nil {
@@ -306,6 +346,9 @@ func Restore(st *State, opts RestoreOptions) (*System, error) {
 		monoAt:    st.Monotonic,
 		susp:      suspender{ch: make(chan struct{})},
 		stdinRead: st.StdinRead,
+	}
+	if p := st.Poll; p != nil {
+		s.pendingPoll = &PendingPoll{Subscriptions: slices.Clone(p.Subscriptions), Deadlines: slices.Clone(p.Deadlines)}
 	}
 	s.SetStdio(opts.Stdio)
 	if st.RNG != nil {

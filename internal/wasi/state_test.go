@@ -298,3 +298,50 @@ func TestStateRefusesDeletedOpenFile(t *testing.T) {
 		t.Fatalf("err = %v, want ErrUncapturable", err)
 	}
 }
+
+// A poll_oneoff a capture interrupted travels with the state, and states
+// written before it existed (version 2) still decode.
+func TestStatePendingPoll(t *testing.T) {
+	dir := fixture(t)
+	s, _, _ := busySystem(t, dir)
+	st, err := s.State()
+	must(t, err)
+	plain, err := st.MarshalBinary()
+	must(t, err)
+
+	subs := make([]byte, 2*subscriptionSize)
+	subs[8], subs[subscriptionSize+8] = eventtypeClock, eventtypeFdRead
+	st.Poll = &PendingPoll{Subscriptions: subs, Deadlines: []uint64{5e9, 0}}
+	b, err := st.MarshalBinary()
+	must(t, err)
+	var dec State
+	must(t, dec.UnmarshalBinary(b))
+	if !reflect.DeepEqual(dec.Poll, st.Poll) {
+		t.Fatalf("pending poll %+v decodes as %+v", st.Poll, dec.Poll)
+	}
+	r, err := Restore(&dec, RestoreOptions{})
+	must(t, err)
+	again, err := r.State()
+	must(t, err)
+	r.Close()
+	if !reflect.DeepEqual(again.Poll, st.Poll) {
+		t.Fatalf("restored system holds pending poll %+v, want %+v", again.Poll, st.Poll)
+	}
+
+	// Version 2: the same encoding without the pending poll's flag byte.
+	v2 := append([]byte(nil), plain[:len(plain)-1]...)
+	v2[4] = 2
+	var old State
+	must(t, old.UnmarshalBinary(v2))
+	if old.Poll != nil || old.Monotonic != st.Monotonic || len(old.FDs) != len(st.FDs) {
+		t.Fatalf("version 2 state decoded as %+v", old)
+	}
+
+	bad := *st
+	bad.Poll = &PendingPoll{Subscriptions: subs[:subscriptionSize+1], Deadlines: []uint64{1}}
+	b, err = bad.MarshalBinary()
+	must(t, err)
+	if err := dec.UnmarshalBinary(b); !errors.Is(err, ErrBadState) {
+		t.Fatalf("a pending poll of a partial subscription: err = %v, want ErrBadState", err)
+	}
+}

@@ -76,6 +76,9 @@ type System struct {
 	// stdinRead counts the bytes the guest has read from stdin, so a
 	// frozen process can say where its input stopped.
 	stdinRead uint64
+	// pendingPoll is the poll_oneoff the guest waits in, or was waiting in
+	// when a capture abandoned it; see PendingPoll.
+	pendingPoll *PendingPoll
 }
 
 // initialMonotonic is where a new process's monotonic clock starts. Not 0,
