@@ -212,3 +212,62 @@ func TestOutputFollow(t *testing.T) {
 		t.Fatalf("following from %d at epoch %d got %d bytes, want the last %d", last.Seq+1, last.Epoch, len(rest), len(big))
 	}
 }
+
+func TestNodes(t *testing.T) {
+	ctx := context.Background()
+	s, nc := startTest(t, t.TempDir())
+	defer s.Shutdown()
+	defer nc.Close()
+	if _, err := OpenNodes(ctx, nc, time.Millisecond); err == nil {
+		t.Fatal("a heartbeat lifetime of 1ms accepted")
+	}
+	nodes, err := OpenNodes(ctx, nc, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := nodes.Announce(ctx, Node{Name: "bad name"}); err == nil {
+		t.Fatal("announced a node named with a space")
+	}
+	hctx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- nodes.Heartbeat(hctx, Node{Name: "kept", Arch: "amd64", OS: "linux", Engine: "compiler"}) }()
+	if err := nodes.Announce(ctx, Node{Name: "once", Arch: "arm64", OS: "linux", Engine: "compiler"}); err != nil {
+		t.Fatal(err)
+	}
+	names := func() map[string]bool {
+		list, err := nodes.List(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := map[string]bool{}
+		for _, n := range list {
+			m[n.Name] = true
+		}
+		return m
+	}
+	for start := time.Now(); ; time.Sleep(10 * time.Millisecond) {
+		if got := names(); got["kept"] && got["once"] {
+			break
+		} else if time.Since(start) > 10*time.Second {
+			t.Fatalf("nodes %v, want kept and once", got)
+		}
+	}
+	// The node that announced once ages out; the heartbeating one stays.
+	deadline := time.Now().Add(20 * time.Second)
+	for names()["once"] {
+		if time.Now().After(deadline) {
+			t.Fatal("a node that stopped announcing itself is still listed after 20s (ttl 1s)")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if !names()["kept"] {
+		t.Fatal("the heartbeating node dropped out")
+	}
+	stop()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if names()["kept"] {
+		t.Fatal("a node that stopped cleanly is still listed")
+	}
+}

@@ -1,0 +1,133 @@
+package cluster
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"regexp"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// nodesBucket holds one key per live node. Every record ages out of the
+// bucket unless its node writes it again: a node that stops heartbeating
+// (crashed, unplugged, partitioned) drops out of the grid's view by
+// itself, with no one having to notice.
+const nodesBucket = "tern-nodes"
+
+var namePattern = regexp.MustCompile(`^[a-zA-Z0-9_-]{1,64}$`)
+
+// Node is what a node tells the grid about itself.
+type Node struct {
+	Name   string    `json:"name"`
+	Arch   string    `json:"arch"`
+	OS     string    `json:"os"`
+	Engine string    `json:"engine"` // compiler or interpreter
+	Addr   string    `json:"addr,omitempty"`
+	Seen   time.Time `json:"seen"`
+}
+
+// Nodes is the grid's view of its live nodes.
+type Nodes struct {
+	kv  jetstream.KeyValue
+	ttl time.Duration
+}
+
+// OpenNodes binds the nodes bucket; a node's record lives ttl after its
+// last heartbeat. Every node of a grid must use the same ttl.
+func OpenNodes(ctx context.Context, nc *nats.Conn, ttl time.Duration) (*Nodes, error) {
+	if ttl < time.Second {
+		return nil, fmt.Errorf("open nodes: heartbeat lifetime %v is under a second", ttl)
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return nil, fmt.Errorf("open nodes: %w", err)
+	}
+	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket:      nodesBucket,
+		Description: "tern nodes: each node's last heartbeat",
+		History:     1,
+		TTL:         ttl,
+		Storage:     jetstream.FileStorage,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("open nodes bucket: %w", err)
+	}
+	return &Nodes{kv: kv, ttl: ttl}, nil
+}
+
+// Announce writes n's record, which lives for the bucket's ttl.
+func (ns *Nodes) Announce(ctx context.Context, n Node) error {
+	if !namePattern.MatchString(n.Name) {
+		return fmt.Errorf("announce: invalid node name %q", n.Name)
+	}
+	n.Seen = time.Now().UTC()
+	b, err := json.Marshal(n)
+	if err != nil {
+		return err
+	}
+	if _, err := ns.kv.Put(ctx, n.Name, b); err != nil {
+		return fmt.Errorf("announce %s: %w", n.Name, err)
+	}
+	return nil
+}
+
+// Heartbeat announces n every third of the ttl until ctx ends, and
+// withdraws it then. It returns the first error that lasted a whole ttl,
+// by which time the grid has dropped the node.
+func (ns *Nodes) Heartbeat(ctx context.Context, n Node) error {
+	every := ns.ttl / 3
+	t := time.NewTicker(every)
+	defer t.Stop()
+	lastOK := time.Now()
+	for {
+		err := ns.Announce(ctx, n)
+		switch {
+		case ctx.Err() != nil:
+			// A clean stop leaves the grid at once, not after the ttl.
+			dctx, cancel := context.WithTimeout(context.Background(), every)
+			defer cancel()
+			if err := ns.kv.Delete(dctx, n.Name); err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
+				return fmt.Errorf("withdraw %s: %w", n.Name, err)
+			}
+			return nil
+		case err == nil:
+			lastOK = time.Now()
+		case time.Since(lastOK) >= ns.ttl:
+			return err
+		}
+		select {
+		case <-ctx.Done():
+		case <-t.C:
+		}
+	}
+}
+
+// List returns the live nodes.
+func (ns *Nodes) List(ctx context.Context) ([]Node, error) {
+	lister, err := ns.kv.ListKeys(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("list nodes: %w", err)
+	}
+	var out []Node
+	for key := range lister.Keys() {
+		e, err := ns.kv.Get(ctx, key)
+		if errors.Is(err, jetstream.ErrKeyNotFound) {
+			continue
+		}
+		if err != nil {
+			lister.Stop()
+			return nil, fmt.Errorf("read node %s: %w", key, err)
+		}
+		var n Node
+		if err := json.Unmarshal(e.Value(), &n); err != nil || n.Name != key {
+			lister.Stop()
+			return nil, fmt.Errorf("node %s: malformed record", key)
+		}
+		out = append(out, n)
+	}
+	return out, nil
+}
