@@ -3,11 +3,10 @@ package main
 import (
 	"bytes"
 	"context"
-	"math"
 	"strings"
 	"testing"
-	"time"
 
+	"github.com/ternhq/tern/bench/internal/guestbench"
 	"github.com/ternhq/tern/internal/image"
 	"github.com/ternhq/tern/internal/process"
 )
@@ -28,21 +27,15 @@ func TestFreezeBenchQuick(t *testing.T) {
 	text := out.String()
 	t.Logf("report:\n%s", text)
 
-	if rep.Engine == "" || rep.GOOS == "" || rep.GOARCH == "" || !strings.HasPrefix(rep.GuestGo, "go1.") {
-		t.Errorf("header fields missing: engine %q, %s/%s, guest Go %q", rep.Engine, rep.GOOS, rep.GOARCH, rep.GuestGo)
+	h := rep.Host
+	if h.Engine == "" || h.GOOS == "" || h.GOARCH == "" || !strings.HasPrefix(rep.GuestGo, "go1.") {
+		t.Errorf("header fields missing: engine %q, %s/%s, guest Go %q", h.Engine, h.GOOS, h.GOARCH, rep.GuestGo)
 	}
 	if rep.Rounds != cfg.Rounds || rep.Freezes != cfg.Freezes || rep.Copies != cfg.Copies {
 		t.Errorf("report says %d rounds, %d freezes, %d copies; ran %d, %d, %d", rep.Rounds, rep.Freezes, rep.Copies, cfg.Rounds, cfg.Freezes, cfg.Copies)
 	}
-	for _, s := range []string{headSteady, headFreeze, headImage, headResume, "geometric mean", "worst p50", "goguest.Prepare", rep.GuestGo, rep.Engine} {
-		if !strings.Contains(text, s) {
-			t.Errorf("report lacks %q", s)
-		}
-	}
-	for _, s := range []string{"NaN", "Inf", "-0.000"} {
-		if strings.Contains(text, s) {
-			t.Errorf("report contains %q", s)
-		}
+	for _, f := range guestbench.ReportFaults(text, headSteady, headFreeze, headImage, headResume, "geometric mean", "worst p50", "goguest.Prepare", rep.GuestGo, h.Engine) {
+		t.Error(f)
 	}
 
 	busyGuests := 0
@@ -50,11 +43,11 @@ func TestFreezeBenchQuick(t *testing.T) {
 		// A row in sections 2 and 3, two in section 4, one in section 1
 		// if busy.
 		want := 4
-		if g.Kind == busy {
+		if !idle[g.Name] {
 			want++
 			busyGuests++
 		}
-		if got := countRows(text, g.Name); got != want {
+		if got := guestbench.Rows(text, g.Name); got != want {
 			t.Errorf("%s: %d table rows, want %d", g.Name, got, want)
 		}
 	}
@@ -66,11 +59,11 @@ func TestFreezeBenchQuick(t *testing.T) {
 		if len(r.Unmodified) != cfg.Rounds || len(r.Prepared) != cfg.Rounds || len(r.Paired) != cfg.Rounds {
 			t.Errorf("%s: %d/%d/%d timed runs, want %d each", r.Guest, len(r.Unmodified), len(r.Prepared), len(r.Paired), cfg.Rounds)
 		}
-		if r.UnmodMed <= 0 || r.PrepMed <= 0 || !sane(r.Ratio) {
+		if r.UnmodMed <= 0 || r.PrepMed <= 0 || !guestbench.Sane(r.Ratio) {
 			t.Errorf("%s: medians %v and %v, ratio %v", r.Guest, r.UnmodMed, r.PrepMed, r.Ratio)
 		}
 	}
-	if !sane(rep.SteadyGeoMean) || !sane(rep.SteadyWorst) || rep.SteadyGeoMean > rep.SteadyWorst*(1+1e-9) {
+	if !guestbench.Sane(rep.SteadyGeoMean) || !guestbench.Sane(rep.SteadyWorst) || rep.SteadyGeoMean > rep.SteadyWorst*(1+1e-9) {
 		t.Errorf("geometric mean %v, worst %v", rep.SteadyGeoMean, rep.SteadyWorst)
 	}
 
@@ -126,42 +119,5 @@ func TestFreezeBenchQuick(t *testing.T) {
 				t.Errorf("%s %s: steps add up to %v, total %v", r.Guest, cacheName(r.Cold), parts, run.Total)
 			}
 		}
-	}
-}
-
-// countRows counts the table rows of guest name: lines whose first field
-// it is.
-func countRows(text, name string) int {
-	n := 0
-	for line := range strings.Lines(text) {
-		if f := strings.Fields(line); len(f) > 0 && f[0] == name {
-			n++
-		}
-	}
-	return n
-}
-
-func sane(ratio float64) bool {
-	return ratio > 0 && !math.IsInf(ratio, 0) && !math.IsNaN(ratio)
-}
-
-func TestPercentile(t *testing.T) {
-	ds := make([]time.Duration, 100)
-	for i := range ds {
-		ds[i] = time.Duration(100-i) * time.Millisecond // reversed: percentile sorts
-	}
-	for _, c := range []struct {
-		p    float64
-		want time.Duration
-	}{{50, 50 * time.Millisecond}, {99, 99 * time.Millisecond}, {100, 100 * time.Millisecond}, {1, time.Millisecond}} {
-		if got := percentile(ds, c.p); got != c.want {
-			t.Errorf("p%v = %v, want %v", c.p, got, c.want)
-		}
-	}
-	if got := median([]time.Duration{4, 1, 3, 2}); got != 2 {
-		t.Errorf("median of 1..4 = %v, want 2 (integer mean of the middle two)", got)
-	}
-	if got := percentile(nil, 50); got != 0 {
-		t.Errorf("percentile of nothing = %v", got)
 	}
 }

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"embed"
 	"fmt"
@@ -9,6 +8,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+
+	"github.com/ternhq/tern/bench/internal/guestbench"
 )
 
 // guestSources are the C guests, one file each. Under testdata so that the
@@ -21,29 +22,15 @@ var guestSources embed.FS
 // prepared.
 const toolchainHint = "apt-get install -y clang wasi-libc libclang-rt-14-dev-wasm32 lld-14 binaryen"
 
-// guest is one benchmark program, testdata/Name.c. Each takes one
-// argument, an amount of work, 0 meaning without end, and prints one line
-// that depends only on that amount.
-type guest struct {
-	Name string
-	// Work is the argument for a run of roughly 0.3-1 s on the compiler,
-	// before scaling; Unit says what it counts.
-	Work int
-	Unit string
-}
-
-var guests = []guest{
+// guests are the benchmark programs, testdata/Name.c, each with the work
+// for a run of roughly 0.3-1 s on the compiler.
+var guests = []guestbench.Guest{
 	{Name: "matmul", Work: 300, Unit: "96x96 products"},
 	{Name: "qsort", Work: 40, Unit: "sorts of 20000"},
 	{Name: "crc", Work: 1500, Unit: "64 KiB passes"},
 	{Name: "recurse", Work: 3000, Unit: "fib+tak rounds"},
 	{Name: "strings", Work: 120, Unit: "rounds of 4000 keys"},
 	{Name: "deep", Work: 8000, Unit: "descents of ~200 frames"},
-}
-
-// scaled is g's work times scale, at least 1.
-func (g guest) scaled(scale float64) int {
-	return max(1, int(float64(g.Work)*scale))
 }
 
 // buildGuests compiles every guest into a WASI command in dir and returns
@@ -55,35 +42,25 @@ func buildGuests(ctx context.Context, dir string) (map[string][]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("clang not found, needed to build the guests; install the WASI C toolchain: %s", toolchainHint)
 	}
-	out := map[string][]byte{}
-	for _, g := range guests {
+	return guestbench.Build(guests, func(g guestbench.Guest) (string, error) {
 		src, err := guestSources.ReadFile("testdata/" + g.Name + ".c")
 		if err != nil {
-			return nil, err
+			return "", err
 		}
 		c, obj, wasm := filepath.Join(dir, g.Name+".c"), filepath.Join(dir, g.Name+".o"), filepath.Join(dir, g.Name+".wasm")
 		if err := os.WriteFile(c, src, 0o644); err != nil {
-			return nil, err
+			return "", err
 		}
 		for _, args := range [][]string{
 			{"--target=wasm32-wasi", "-O2", "-Wall", "-Werror", "-c", "-o", obj, c},
 			{"--target=wasm32-wasi", "-o", wasm, obj},
 		} {
-			cmd := exec.CommandContext(ctx, clang, args...)
-			var stderr bytes.Buffer
-			cmd.Stderr = &stderr
-			if err := cmd.Run(); err != nil {
-				return nil, fmt.Errorf("clang %s: %v\n%s\nif the WASI sysroot, compiler runtime or wasm-ld is missing, install them: %s",
-					strings.Join(args, " "), err, strings.TrimSpace(stderr.String()), toolchainHint)
+			if err := guestbench.RunTool(ctx, "", nil, clang, args...); err != nil {
+				return "", fmt.Errorf("%w\nif the WASI sysroot, compiler runtime or wasm-ld is missing, install them: %s", err, toolchainHint)
 			}
 		}
-		b, err := os.ReadFile(wasm)
-		if err != nil {
-			return nil, err
-		}
-		out[g.Name] = b
-	}
-	return out, nil
+		return wasm, nil
+	})
 }
 
 // clangVersion is the first line of `clang --version`.

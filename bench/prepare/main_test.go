@@ -3,11 +3,9 @@ package main
 import (
 	"bytes"
 	"context"
-	"math"
-	"strings"
 	"testing"
-	"time"
 
+	"github.com/ternhq/tern/bench/internal/guestbench"
 	"github.com/ternhq/tern/internal/image"
 	"github.com/ternhq/tern/internal/process"
 )
@@ -33,22 +31,15 @@ func TestPrepareBenchQuick(t *testing.T) {
 	text := out.String()
 	t.Logf("report:\n%s", text)
 
-	if rep.Engine == "" || rep.GOOS == "" || rep.Clang == "" || rep.WasmOptVersion == "" {
-		t.Errorf("header fields missing: engine %q, GOOS %q, clang %q, wasm-opt %q", rep.Engine, rep.GOOS, rep.Clang, rep.WasmOptVersion)
+	if rep.Host.Engine == "" || rep.Host.GOOS == "" || rep.Clang == "" || rep.WasmOptVersion == "" {
+		t.Errorf("header fields missing: engine %q, GOOS %q, clang %q, wasm-opt %q", rep.Host.Engine, rep.Host.GOOS, rep.Clang, rep.WasmOptVersion)
 	}
-	for _, s := range []string{headSteady, headPrepare, headFreeze, headResume, "geometric mean", "goal <= 1.25", "breakdown", rep.Engine} {
-		if !strings.Contains(text, s) {
-			t.Errorf("report lacks %q", s)
-		}
-	}
-	for _, s := range []string{"NaN", "Inf", "-0.000"} {
-		if strings.Contains(text, s) {
-			t.Errorf("report contains %q", s)
-		}
+	for _, f := range guestbench.ReportFaults(text, headSteady, headPrepare, headFreeze, headResume, "geometric mean", "goal <= 1.25", "breakdown", rep.Host.Engine) {
+		t.Error(f)
 	}
 	for _, g := range guests {
 		// One row in each section's table, one more in the breakdown.
-		if got := countRows(text, g.Name); got != 5 {
+		if got := guestbench.Rows(text, g.Name); got != 5 {
 			t.Errorf("%s: %d table rows, want 5", g.Name, got)
 		}
 	}
@@ -61,7 +52,7 @@ func TestPrepareBenchQuick(t *testing.T) {
 			if len(r.Wall[v]) != cfg.Runs || len(r.CPU[v]) != cfg.Runs || len(r.Paired[v]) != cfg.Runs {
 				t.Errorf("%s %s: %d/%d/%d timed runs, want %d each", r.Guest, v, len(r.Wall[v]), len(r.CPU[v]), len(r.Paired[v]), cfg.Runs)
 			}
-			if r.Med[v] <= 0 || !sane(r.Ratio[v]) || !sane(r.WallRatio[v]) {
+			if r.Med[v] <= 0 || !guestbench.Sane(r.Ratio[v]) || !guestbench.Sane(r.WallRatio[v]) {
 				t.Errorf("%s %s: median %v, ratio %v, wall-clock ratio %v", r.Guest, v, r.Med[v], r.Ratio[v], r.WallRatio[v])
 			}
 		}
@@ -69,7 +60,7 @@ func TestPrepareBenchQuick(t *testing.T) {
 			t.Errorf("%s: unprepared/unprepared = %v", r.Guest, r.Ratio[unprepared])
 		}
 	}
-	if !sane(rep.SteadyGeoMean) || !sane(rep.WallGeoMean) || rep.SteadyGeoMean > rep.SteadyWorst*(1+1e-9) {
+	if !guestbench.Sane(rep.SteadyGeoMean) || !guestbench.Sane(rep.WallGeoMean) || rep.SteadyGeoMean > rep.SteadyWorst*(1+1e-9) {
 		t.Errorf("geometric mean %v (wall-clock %v), worst %v", rep.SteadyGeoMean, rep.WallGeoMean, rep.SteadyWorst)
 	}
 
@@ -114,46 +105,12 @@ func TestPrepareBenchQuick(t *testing.T) {
 			t.Errorf("%s: %d runs, medians %+v", r.Guest, len(r.Runs), m)
 		}
 		for _, run := range r.Runs {
-			if parts := run.Decode + run.Load + run.Restore + run.Resume; parts != run.Total {
+			if parts := run.Read + run.Decode + run.Load + run.Restore + run.Resume; parts != run.Total {
 				t.Errorf("%s: steps add up to %v, total %v", r.Guest, parts, run.Total)
 			}
 		}
 		if r.StackBytes <= 0 || r.MemBytes <= 0 || r.ImageBytes <= 0 || r.FrozenAt <= 0 {
 			t.Errorf("%s: stack data %d, memory %d, image %d, frozen at %v", r.Guest, r.StackBytes, r.MemBytes, r.ImageBytes, r.FrozenAt)
 		}
-	}
-}
-
-// countRows counts the table rows of guest name: lines whose first field
-// it is.
-func countRows(text, name string) int {
-	n := 0
-	for line := range strings.Lines(text) {
-		if f := strings.Fields(line); len(f) > 0 && f[0] == name {
-			n++
-		}
-	}
-	return n
-}
-
-func sane(ratio float64) bool {
-	return ratio > 0 && !math.IsInf(ratio, 0) && !math.IsNaN(ratio)
-}
-
-func TestPercentile(t *testing.T) {
-	ds := make([]time.Duration, 100)
-	for i := range ds {
-		ds[i] = time.Duration(100-i) * time.Millisecond // reversed: percentile sorts
-	}
-	for _, c := range []struct {
-		p    float64
-		want time.Duration
-	}{{50, 50 * time.Millisecond}, {99, 99 * time.Millisecond}, {100, 100 * time.Millisecond}, {1, time.Millisecond}} {
-		if got := percentile(ds, c.p); got != c.want {
-			t.Errorf("p%v = %v, want %v", c.p, got, c.want)
-		}
-	}
-	if got := median([]time.Duration{4, 1, 3, 2}); got != 2 {
-		t.Errorf("median of 1..4 = %v, want 2 (integer mean of the middle two)", got)
 	}
 }

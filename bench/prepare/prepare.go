@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/ternhq/tern/bench/internal/guestbench"
 	"github.com/ternhq/tern/internal/asyncify"
 )
 
@@ -73,7 +74,7 @@ func (b *bencher) prepare(ctx context.Context, rep *report) error {
 	}
 	for _, g := range guests {
 		r := res[g.Name]
-		r.Med, r.Instrument = median(r.Took), median(inst[g.Name])
+		r.Med, r.Instrument = guestbench.Median(r.Took), guestbench.Median(inst[g.Name])
 		rep.Prepare = append(rep.Prepare, *r)
 	}
 	return nil

@@ -7,8 +7,10 @@ import (
 
 	"github.com/tetratelabs/wazero"
 
+	"github.com/ternhq/tern/bench/internal/guestbench"
 	"github.com/ternhq/tern/internal/asyncify"
 	"github.com/ternhq/tern/internal/process"
+	"github.com/ternhq/tern/internal/wasi"
 	"github.com/ternhq/tern/internal/wasmbin"
 )
 
@@ -55,6 +57,39 @@ type module struct {
 	// provides tern.yield.
 	cm wazero.CompiledModule
 }
+
+// start instantiates m on rt, for guestbench.TimedRun.
+func (m module) start(ctx context.Context, rt wazero.Runtime) func(*wasi.System) (guestbench.Instance, error) {
+	if m.prog != nil {
+		return guestbench.StartProgram(ctx, rt, m.prog)
+	}
+	return func(sys *wasi.System) (guestbench.Instance, error) {
+		// The rewrite alone imports tern.yield; the flag that would make
+		// it call that stays 0.
+		_, err := rt.NewHostModuleBuilder(asyncify.ImportModule).
+			NewFunctionBuilder().WithFunc(func() {}).Export(asyncify.ImportYield).
+			Instantiate(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("provide %s.%s: %w", asyncify.ImportModule, asyncify.ImportYield, err)
+		}
+		return rewritten{rt: rt, cm: m.cm, sys: sys}, nil
+	}
+}
+
+// rewritten is the rewrite alone ready to run: process.Run instantiates
+// and closes it.
+type rewritten struct {
+	rt  wazero.Runtime
+	cm  wazero.CompiledModule
+	sys *wasi.System
+}
+
+func (r rewritten) Run(ctx context.Context) (uint32, error) {
+	return process.Run(ctx, r.rt, r.cm, r.sys)
+}
+
+// Close has nothing to release: process.Run closed the instance.
+func (r rewritten) Close(context.Context) error { return nil }
 
 func compileVariant(ctx context.Context, rt wazero.Runtime, v variant, wasm []byte) (module, error) {
 	switch v {

@@ -1,8 +1,8 @@
 //go:build !linux
 
-package main
+package guestbench
 
 import "time"
 
-// threadCPU is not measured here: section 1 falls back to wall-clock time.
+// threadCPU is not measured here: timings fall back to wall-clock time.
 func threadCPU() (time.Duration, bool) { return 0, false }
