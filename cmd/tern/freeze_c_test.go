@@ -2,21 +2,15 @@ package main
 
 import (
 	"bytes"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
-	"io"
 	"math/rand"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
-	"time"
 
 	"github.com/ternhq/tern/internal/process"
 )
@@ -45,37 +39,15 @@ import (
 // freezeCGuestsDir holds the C guests' sources.
 const freezeCGuestsDir = "testdata/freezec"
 
-const (
-	// freezeCTrials is how many single freezes each C guest must survive.
-	freezeCTrials = 20
-	// freezeCChain is how many freezes the chain of each C guest has.
-	freezeCChain = 5
-)
-
-// A cFreezeGuest is one C guest of the property test and how to run it.
-type cFreezeGuest struct {
-	name    string // subtest name
-	src     string // file under freezeCGuestsDir
-	args    []string
-	dataDir bool // preopen a fresh host directory as /data
-	// stdin is the guest's whole input, fed through a pipe in chunks
-	// with pauses (feedSlowly) so that the guest waits for it.
-	stdin []byte
-	// compilerOnly: the guest's stack is deeper than the interpreter's
-	// call-frame limit (2000), so its chain stays on the compiler.
-	compilerOnly bool
-	// lendsPages: some image must hold more stack data than the
-	// program's whole memory.
-	lendsPages bool
-	check      func(t *testing.T, ref freezeSegment)
-}
+// freezeCChain is how many freezes the chain of each C guest has.
+const freezeCChain = 5
 
 // deepRecDepth is the deep guest's recursion depth: its Asyncify stack
 // data (56 bytes a frame, over 1 MiB) outgrows its memory (2 pages at the
 // start, 8 at the end) for most of the run.
 const deepRecDepth = 20000
 
-func cFreezeGuests() []cFreezeGuest {
+func cFreezeGuests() []freezeGuest {
 	input := freezeCStdin()
 	deeprec := func(depth, rounds int) func(t *testing.T, ref freezeSegment) {
 		return func(t *testing.T, ref freezeSegment) {
@@ -87,7 +59,7 @@ func cFreezeGuests() []cFreezeGuest {
 			wantRefExit(t, ref, 0, "deeprec: done\n")
 		}
 	}
-	return []cFreezeGuest{
+	return []freezeGuest{
 		{
 			name: "deeprec-1200", src: "deeprec.c", args: []string{"1200", "24"},
 			check: deeprec(1200, 24),
@@ -132,7 +104,7 @@ func cFreezeGuests() []cFreezeGuest {
 			},
 		},
 		{
-			name: "stdin", src: "stdin.c", stdin: input,
+			name: "stdin", src: "stdin.c", stdin: input, slowStdin: true,
 			check: func(t *testing.T, ref freezeSegment) {
 				header, rest, _ := bytes.Cut(input, []byte("\n"))
 				lines := bytes.Count(rest, []byte("\n")) + 1 // the last has no newline
@@ -152,310 +124,7 @@ func freezeCStdin() []byte {
 	return append([]byte("freeze the C stdin guest\n"), freezeStdin()...)
 }
 
-// The stdin guest's input arrives in chunks of slowStdinChunk bytes, a
-// short pause after each and a long one after every slowStdinEvery-th,
-// during which the guest has nothing to read.
-const (
-	slowStdinChunk = 1000
-	slowStdinShort = 2 * time.Millisecond
-	slowStdinLong  = 80 * time.Millisecond
-	slowStdinEvery = 3
-)
-
-// feedSlowly writes data to w in paced chunks, then closes w. It stops
-// early when stop closes or the reader is gone.
-func feedSlowly(w io.WriteCloser, data []byte, stop <-chan struct{}) {
-	defer w.Close()
-	for i := 1; len(data) > 0; i++ {
-		n := min(len(data), slowStdinChunk)
-		if _, err := w.Write(data[:n]); err != nil {
-			return // tern froze or ended: the rest goes to the next segment
-		}
-		data = data[n:]
-		pause := slowStdinShort
-		if i%slowStdinEvery == 0 {
-			pause = slowStdinLong
-		}
-		select {
-		case <-stop:
-			return
-		case <-time.After(pause):
-		}
-	}
-}
-
-// A cFreezeCase is one C guest with its modules and reference run.
-type cFreezeCase struct {
-	guest       cFreezeGuest
-	wasm        string // the module as clang built it
-	originalSum string // hex sha256 of wasm
-	preparedSum string // hex sha256 of the module 'tern prepare' makes of it
-	ref         freezeSegment
-	dur         time.Duration // the prepared module's uninterrupted run, start to end of tern
-
-	mu        sync.Mutex
-	freezes   int
-	safepoint int
-	blocked   map[string]int // freezes waiting in a WASI call, by call
-	lent      int            // images with more stack data than memory
-	maxStack  int            // the most stack data in one image
-	openFile  int            // images with a file open at a non-zero offset
-	midInput  int            // images taken with the input partly read
-}
-
-// cStackData reads the size of the stack data from an Asyncify image's
-// description.
-var cStackData = regexp.MustCompile(`, (\d+) bytes of stack data$`)
-
-// runSegment runs one tern process: 'tern run' of the module when image is
-// "", else 'tern resume image'; with a checkpoint when s.after > 0.
-func (fc *cFreezeCase) runSegment(t *testing.T, s freezeStep, image, dataDir, checkpoint string, stdin []byte) freezeSegment {
-	t.Helper()
-	cache := cacheDirForTests(t)
-	var args []string
-	if image == "" {
-		args = []string{"run", "--engine", string(s.engine), "--cache-dir", cache}
-		if fc.guest.dataDir {
-			args = append(args, "--dir", dataDir+":/data")
-		}
-	} else {
-		args = []string{"resume", "--engine", string(s.engine), "--cache-dir", cache}
-		if fc.guest.dataDir && s.move {
-			args = append(args, "--dir", dataDir+":/data")
-		}
-	}
-	if s.after > 0 {
-		args = append(args, "--checkpoint", checkpoint, "--freeze-after", s.after.String(), "--freeze-timeout", freezeTimeout.String())
-	}
-	if image == "" {
-		args = append(append(args, "--", fc.wasm), fc.guest.args...)
-	} else {
-		args = append(args, image)
-	}
-	cmdline := "tern " + strings.Join(args, " ")
-
-	cmd := exec.Command(ternBin, args...)
-	cmd.Env = append(os.Environ(), "TERN_TEST=1")
-	var so, se bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &so, &se
-	var feeder sync.WaitGroup
-	stop := make(chan struct{})
-	if fc.guest.stdin != nil {
-		// A real pipe, written slowly: tern polls it, and the guest
-		// waits in fd_read while it is empty.
-		pr, pw, err := os.Pipe()
-		if err != nil {
-			t.Fatal(err)
-		}
-		cmd.Stdin = pr
-		if err := cmd.Start(); err != nil {
-			pr.Close()
-			pw.Close()
-			t.Fatalf("%s: %v", cmdline, err)
-		}
-		pr.Close()
-		feeder.Add(1)
-		go func() {
-			defer feeder.Done()
-			feedSlowly(pw, stdin, stop)
-		}()
-	} else if err := cmd.Start(); err != nil {
-		t.Fatalf("%s: %v", cmdline, err)
-	}
-	err := cmd.Wait()
-	close(stop)
-	feeder.Wait()
-	code := 0
-	if err != nil {
-		ee, ok := err.(*exec.ExitError)
-		if !ok {
-			t.Fatalf("%s: %v", cmdline, err)
-		}
-		code = ee.ExitCode()
-	}
-
-	seg := freezeSegment{stdout: so.String(), stderr: se.String(), code: code}
-	// tern's own line, if it froze, is the last of its stderr.
-	if i := strings.LastIndex("\n"+seg.stderr, "\n"+frozenLine); i >= 0 {
-		line := seg.stderr[i:]
-		seg.stderr = seg.stderr[:i]
-		seg.frozen = true
-		if !strings.HasSuffix(line, "\n") || strings.Count(line, "\n") != 1 {
-			t.Errorf("%s: the frozen line is not the last line of stderr:\n%s", cmdline, line)
-		}
-		if !strings.Contains(line, checkpoint) {
-			t.Errorf("%s: the frozen line does not name the image: %s", cmdline, line)
-		}
-	}
-	if i := strings.Index("\n"+seg.stderr, "\ntern:"); i >= 0 {
-		// tern failed (a freeze that went wrong kills the process): no
-		// point going on with this guest.
-		complaint := strings.Split(seg.stderr[i:], "\n")
-		if len(complaint) > 8 {
-			complaint = append(complaint[:8], "...")
-		}
-		t.Fatalf("%s: exit %d, tern complained:\n%s\nstdout (last lines):\n%s", cmdline, seg.code, strings.Join(complaint, "\n"), guestLastLines(seg.stdout, 3))
-	}
-	_, statErr := os.Stat(checkpoint)
-	switch {
-	case s.after == 0:
-		if seg.frozen {
-			t.Fatalf("%s: froze without a checkpoint", cmdline)
-		}
-	case seg.frozen && statErr != nil:
-		t.Fatalf("%s: said it froze, but the image is not there: %v", cmdline, statErr)
-	case !seg.frozen && statErr == nil:
-		t.Fatalf("%s: wrote an image without saying it froze; stderr:\n%s", cmdline, se.String())
-	case seg.frozen && seg.code != 0:
-		t.Fatalf("%s: froze, then exited %d", cmdline, seg.code)
-	}
-	if seg.frozen {
-		seg.image = checkpoint
-		seg.info, _ = inspectJSON(t, checkpoint)
-		fc.noteImage(t, seg.info)
-	}
-	return seg
-}
-
-// noteImage checks what inspect says of an image of this case and counts
-// where the guest was frozen.
-func (fc *cFreezeCase) noteImage(t *testing.T, info inspectedImage) {
-	t.Helper()
-	if info.Kind != "asyncify" {
-		t.Errorf("%s: kind %q, want asyncify", info.File, info.Kind)
-	}
-	if want := "prepared module (original " + fc.originalSum[:12] + "), frozen "; !strings.HasPrefix(info.Guest, want) {
-		t.Errorf("%s: guest %q, want it to start %q", info.File, info.Guest, want)
-	}
-	if info.ModuleSHA256 != fc.preparedSum {
-		t.Errorf("%s: module sha256 %s, want the prepared module's %s", info.File, info.ModuleSHA256, fc.preparedSum)
-	}
-	if info.StdinRead > uint64(len(fc.guest.stdin)) {
-		t.Errorf("%s: stdin_bytes_read %d, but the input has %d bytes", info.File, info.StdinRead, len(fc.guest.stdin))
-	}
-	if want := append([]string{fc.wasm}, fc.guest.args...); !slices.Equal(info.Args, want) {
-		t.Errorf("%s: args %q, want %q", info.File, info.Args, want)
-	}
-	stack := -1
-	if m := cStackData.FindStringSubmatch(info.Guest); m != nil {
-		stack, _ = strconv.Atoi(m[1])
-	} else {
-		t.Errorf("%s: guest %q does not say how much stack data it holds", info.File, info.Guest)
-	}
-	fc.mu.Lock()
-	defer fc.mu.Unlock()
-	fc.freezes++
-	fc.maxStack = max(fc.maxStack, stack)
-	if stack > info.MemoryPages*64<<10 {
-		fc.lent++
-	}
-	if slices.ContainsFunc(info.FDs, func(f inspectedFD) bool { return f.Kind == "file" && f.Offset > 0 }) {
-		fc.openFile++
-	}
-	if info.StdinRead > 0 && info.StdinRead < uint64(len(fc.guest.stdin)) {
-		fc.midInput++
-	}
-	switch {
-	case strings.Contains(info.Guest, ", frozen at a safepoint"):
-		fc.safepoint++
-	case strings.Contains(info.Guest, ", frozen waiting in "):
-		call, _, _ := strings.Cut(strings.SplitN(info.Guest, ", frozen waiting in ", 2)[1], " ")
-		fc.blocked[call]++
-	default:
-		t.Errorf("%s: guest %q says neither where nor how it was frozen", info.File, info.Guest)
-	}
-}
-
-// runChain runs the guest from its start through one segment per step,
-// each resuming the image the one before froze into, with the input the
-// guest had not yet consumed, until a segment ends without freezing. It
-// returns the segments' sum and how many freezes there were.
-func (fc *cFreezeCase) runChain(t *testing.T, steps []freezeStep) (freezeSegment, int) {
-	t.Helper()
-	dir := t.TempDir()
-	var dataDir string
-	if fc.guest.dataDir {
-		dataDir = filepath.Join(dir, "data")
-		if err := os.Mkdir(dataDir, 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	var sum freezeSegment
-	var image string
-	consumed, monotonic := uint64(0), uint64(0)
-	freezes := 0
-	for i, s := range steps {
-		if dataDir != "" && s.move && i > 0 {
-			moved := filepath.Join(dir, fmt.Sprintf("data-moved-%d", i))
-			if err := os.Rename(dataDir, moved); err != nil {
-				t.Fatal(err)
-			}
-			dataDir = moved
-		}
-		checkpoint := filepath.Join(dir, fmt.Sprintf("image-%d", i))
-		seg := fc.runSegment(t, s, image, dataDir, checkpoint, fc.guest.stdin[consumed:])
-		sum.stdout += seg.stdout
-		sum.stderr += seg.stderr
-		sum.code = seg.code
-		note := fmt.Sprintf("segment %d (%v, stdin from byte %d): %d bytes of stdout", i, s, consumed, len(seg.stdout))
-		if n := strings.LastIndex(strings.TrimSuffix(seg.stdout, "\n"), "\n"); len(seg.stdout) > 0 {
-			note += fmt.Sprintf(" ending %q", seg.stdout[n+1:])
-		}
-		if !seg.frozen {
-			sum.log = append(sum.log, note+fmt.Sprintf(", exit %d", seg.code))
-			break
-		}
-		sum.log = append(sum.log, note+fmt.Sprintf(", frozen: %s; stdin read %d", seg.info.Guest, seg.info.StdinRead))
-		if i == len(steps)-1 {
-			t.Fatalf("the last step of a chain must run to the end, not freeze")
-		}
-		freezes++
-		if seg.info.StdinRead < consumed {
-			t.Errorf("%s: stdin_bytes_read went back from %d to %d", seg.image, consumed, seg.info.StdinRead)
-		} else {
-			consumed = seg.info.StdinRead
-		}
-		if seg.info.MonotonicNS <= monotonic {
-			t.Errorf("%s: monotonic clock %v, not after the previous image's %v", seg.image, seg.info.MonotonicNS, monotonic)
-		}
-		monotonic = seg.info.MonotonicNS
-		image = seg.image
-	}
-	if fc.guest.dataDir {
-		sum.tree = dirTree(t, dataDir, true)
-	}
-	return sum, freezes
-}
-
-// compare requires a run cut into segments to add up to the reference.
-func (fc *cFreezeCase) compare(t *testing.T, what string, got freezeSegment) bool {
-	t.Helper()
-	ok := true
-	if got.code != fc.ref.code {
-		t.Errorf("%s: exit %d, uninterrupted %d", what, got.code, fc.ref.code)
-		ok = false
-	}
-	if got.stdout != fc.ref.stdout {
-		t.Errorf("%s: stdout differs from the uninterrupted run's (- uninterrupted, + segments):\n%s",
-			what, freezeDiff(strings.Split(fc.ref.stdout, "\n"), strings.Split(got.stdout, "\n")))
-		ok = false
-	}
-	if got.stderr != fc.ref.stderr {
-		t.Errorf("%s: stderr differs from the uninterrupted run's (- uninterrupted, + segments):\n%s",
-			what, freezeDiff(strings.Split(fc.ref.stderr, "\n"), strings.Split(got.stderr, "\n")))
-		ok = false
-	}
-	if d := freezeDiff(fc.ref.tree, got.tree); d != "" {
-		t.Errorf("%s: the directory left behind differs from the uninterrupted run's (- uninterrupted, + segments):\n%s", what, d)
-		ok = false
-	}
-	if !ok {
-		t.Logf("%s, segment by segment:\n%s", what, strings.Join(got.log, "\n"))
-	}
-	return ok
-}
-
-// TestFreezeResumeC: per C guest, freezeCTrials single freezes that
+// TestFreezeResumeC: per C guest, freezeTrials single freezes that
 // landed (an instant after the guest's end is drawn again) and one chain
 // of freezeCChain freezes across engines; subtests run two at a time.
 func TestFreezeResumeC(t *testing.T) {
@@ -467,7 +136,7 @@ func TestFreezeResumeC(t *testing.T) {
 	}
 	seed := freezeSeed(t)
 	t.Logf("seed %d (TERN_FREEZE_SEED=%d repeats this run's random instants)", seed, seed)
-	var cases []*cFreezeCase
+	var cases []*freezeCase
 	t.Cleanup(func() {
 		// Runs after every parallel subtest: where the freezes landed.
 		total, safepoint, blocked := 0, 0, map[string]int{}
@@ -475,10 +144,9 @@ func TestFreezeResumeC(t *testing.T) {
 			if fc.wasm == "" {
 				continue // filtered out
 			}
-			t.Logf("%s: %d freezes: %d at a safepoint, waiting in WASI calls %v; %d with more stack data than memory (at most %d bytes); %d with a file open, %d with input partly read; uninterrupted run %v",
-				fc.guest.name, fc.freezes, fc.safepoint, fc.blocked, fc.lent, fc.maxStack, fc.openFile, fc.midInput, fc.dur.Round(time.Millisecond))
+			t.Log(fc.summary())
 			total += fc.freezes
-			safepoint += fc.safepoint
+			safepoint += fc.atSafepoint
 			for call, n := range fc.blocked {
 				blocked[call] += n
 			}
@@ -486,126 +154,46 @@ func TestFreezeResumeC(t *testing.T) {
 		t.Logf("all C guests: %d freezes: %d at a safepoint, waiting in WASI calls %v", total, safepoint, blocked)
 	})
 	for _, g := range cFreezeGuests() {
-		fc := &cFreezeCase{guest: g, blocked: map[string]int{}}
+		fc := &freezeCase{name: g.name, guest: g, kind: "asyncify", safepoint: "at a safepoint", blocked: map[string]int{}}
 		cases = append(cases, fc)
 		t.Run(g.name, func(t *testing.T) {
 			t.Parallel()
-			fc.test(t, rand.New(rand.NewSource(subSeed(seed, t.Name()))))
+			fc.testC(t, rand.New(rand.NewSource(subSeed(seed, t.Name()))))
 		})
 	}
 }
 
-func (fc *cFreezeCase) test(t *testing.T, r *rand.Rand) {
+// testC builds the C guest and prepares it, runs freezeCase.test with one
+// chain across engines, and requires the images to hold what only a
+// prepared module's do.
+func (fc *freezeCase) testC(t *testing.T, r *rand.Rand) {
 	g := fc.guest
 	fc.wasm = buildWasiC(t, filepath.Join(freezeCGuestsDir, g.src))
-	b, err := os.ReadFile(fc.wasm)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sum := sha256.Sum256(b)
-	fc.originalSum = hex.EncodeToString(sum[:])
-	compiler, interpreter := process.EngineCompiler, process.EngineInterpreter
-
+	fc.guestPrefix = "prepared module (original " + fileSHA256(t, fc.wasm)[:12] + "), frozen "
 	// The module 'tern prepare' makes is the one 'tern run --checkpoint'
 	// runs and embeds in its images: both go through the shared cache.
 	prepared := filepath.Join(t.TempDir(), "prepared.wasm")
 	if res := runTern(t, "", nil, "prepare", "--cache-dir", cacheDirForTests(t), "-o", prepared, fc.wasm); res.code != 0 {
 		t.Fatalf("tern prepare %s: exit %d\n%s", fc.wasm, res.code, res.stderr)
 	}
-	if b, err = os.ReadFile(prepared); err != nil {
-		t.Fatal(err)
-	}
-	sum = sha256.Sum256(b)
-	fc.preparedSum = hex.EncodeToString(sum[:])
+	fc.moduleSum = fileSHA256(t, prepared)
 
-	// The reference: the module as built, uninterrupted, under tern. A
-	// run of the prepared module with a checkpoint but never frozen must
-	// agree with it, or nothing below would mean anything.
-	plain, _ := fc.runChain(t, []freezeStep{{engine: compiler}})
-	g.check(t, plain)
-	if t.Failed() {
-		t.Fatalf("the uninterrupted run is not what the guest is known to print: the guest or tern is broken\nstdout (last lines):\n%s\nstderr (last lines):\n%s",
-			guestLastLines(plain.stdout, 10), guestLastLines(plain.stderr, 10))
-	}
-	fc.ref = plain
-	start := time.Now()
-	never, freezes := fc.runChain(t, []freezeStep{{engine: compiler, after: time.Hour}, {engine: compiler}})
-	fc.dur = time.Since(start)
-	if freezes != 0 {
-		t.Fatalf("froze %d times with --freeze-after 1h", freezes)
-	}
-	if !fc.compare(t, "a run prepared for capture, never frozen", never) {
-		t.FailNow()
-	}
-	t.Logf("uninterrupted: %v, %d lines of stdout, exit %d", fc.dur.Round(time.Millisecond), strings.Count(fc.ref.stdout, "\n"), fc.ref.code)
-
-	// Single freezes at random instants, each resumed by another process.
-	window := fc.dur
-	trials := 0
-	for attempt := 0; trials < freezeCTrials; attempt++ {
-		if attempt == 4*freezeCTrials {
-			t.Fatalf("only %d of %d attempts froze the guest before it ended (last window %v)", trials, attempt, window)
-		}
-		after := randomBetween(r, window)
-		// Every other resume finds the files guest's directory moved.
-		got, n := fc.runChain(t, []freezeStep{{engine: compiler, after: after}, {engine: compiler, move: trials%2 == 1}})
-		if n == 0 {
-			// The guest ended first: that run must still be right, but it
-			// does not count. Draw again, below this instant.
-			fc.compare(t, fmt.Sprintf("run with --freeze-after %v that ended first", after), got)
-			window = after
-			continue
-		}
-		trials++
-		if !fc.compare(t, fmt.Sprintf("frozen after %v, resumed", after), got) {
-			t.FailNow()
-		}
-	}
-
-	// A chain of consecutive freezes, each segment resumed by the next
-	// process, alternating compiler and interpreter (a guest too deep for
+	// The chain alternates compiler and interpreter (a guest too deep for
 	// the interpreter stays on the compiler), ending on the compiler. The
 	// interpreter gets no further in a window than the compiler would.
-	chainWindow := fc.dur / (freezeCChain + 2)
-	for attempt := 0; ; attempt++ {
-		if attempt == 6 {
-			t.Fatalf("no chain of %d freezes in %d attempts (window %v)", freezeCChain, attempt, chainWindow)
-		}
-		steps := make([]freezeStep, freezeCChain+1)
-		for i := range steps[:freezeCChain] {
-			if i%2 == 1 && !g.compilerOnly {
-				steps[i] = freezeStep{engine: interpreter, after: randomBetween(r, min(chainWindow, interpreterWindow)), move: true}
-			} else {
-				steps[i] = freezeStep{engine: compiler, after: randomBetween(r, chainWindow)}
-			}
-		}
-		steps[freezeCChain] = freezeStep{engine: compiler, move: true}
-		got, n := fc.runChain(t, steps)
-		if !fc.compare(t, fmt.Sprintf("chain %v", steps), got) {
-			t.FailNow()
-		}
-		if n == freezeCChain {
-			t.Logf("chain of %d freezes: %v", n, steps)
-			break
-		}
-		chainWindow = chainWindow * 2 / 3
+	engines := []process.Engine{process.EngineCompiler, process.EngineInterpreter}
+	if g.compilerOnly {
+		engines = engines[:1]
 	}
+	fc.test(t, r, []chainKind{{name: "chain", freezes: freezeCChain, engines: engines, move: true, windowDiv: freezeCChain + 2, attempts: 6}})
 
-	// The freezes must have caught the guest in the states it was
-	// written to be caught in.
 	fc.mu.Lock()
 	defer fc.mu.Unlock()
 	if g.lendsPages && fc.lent == 0 {
 		t.Errorf("none of %d images holds more stack data than the program's memory (at most %d bytes)", fc.freezes, fc.maxStack)
 	}
-	if g.dataDir && fc.openFile == 0 {
-		t.Errorf("none of %d images has a file open at a non-zero offset", fc.freezes)
-	}
 	if g.stdin != nil {
-		if fc.midInput == 0 {
-			t.Errorf("none of %d images was taken with the input partly read", fc.freezes)
-		}
-		if fc.safepoint == 0 {
+		if fc.atSafepoint == 0 {
 			t.Errorf("none of %d images was frozen at a safepoint", fc.freezes)
 		}
 		// Which WASI call a random instant lands in depends on timing

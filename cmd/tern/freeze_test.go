@@ -231,15 +231,27 @@ func inspectJSON(t *testing.T, img string) (inspectedImage, map[string]any) {
 	return info, raw
 }
 
-// A freezeGuest is one guest program of the property test and how to run it.
+// A freezeGuest is one guest program of a property test and how to run it.
 type freezeGuest struct {
 	name string
+	// src is a C guest's source file under freezeCGuestsDir; a Go guest
+	// is the module freezeGuestsDir/NAME.
+	src string
 	// args are the guest's arguments after the module.
 	args []string
 	// dataDir: run with a fresh host directory preopened as /data.
 	dataDir bool
 	// stdin is the guest's whole input.
 	stdin []byte
+	// slowStdin: feed stdin through a pipe in paced chunks (slowReader),
+	// so that the guest waits for it.
+	slowStdin bool
+	// compilerOnly: the guest's stack is deeper than the interpreter's
+	// call-frame limit (2000), so its chain stays on the compiler.
+	compilerOnly bool
+	// lendsPages: some image must hold more stack data than the
+	// program's whole memory (Asyncify images only).
+	lendsPages bool
 	// check holds the reference run to facts known without running it,
 	// so that the comparisons cannot pass on identical wrong runs.
 	check func(t *testing.T, ref freezeSegment)
@@ -316,6 +328,38 @@ func freezeStdin() []byte {
 	return b.Bytes()
 }
 
+// A slowReader gives its data in chunks of slowStdinChunk bytes, with a
+// short pause after each and a long one after every slowStdinEvery-th,
+// during which a guest reading it through a pipe has nothing to read.
+type slowReader struct {
+	data   []byte
+	chunks int // given so far
+}
+
+const (
+	slowStdinChunk = 1000
+	slowStdinShort = 2 * time.Millisecond
+	slowStdinLong  = 80 * time.Millisecond
+	slowStdinEvery = 3
+)
+
+func (r *slowReader) Read(p []byte) (int, error) {
+	if r.chunks > 0 {
+		pause := slowStdinShort
+		if r.chunks%slowStdinEvery == 0 {
+			pause = slowStdinLong
+		}
+		time.Sleep(pause)
+	}
+	if len(r.data) == 0 {
+		return 0, io.EOF
+	}
+	n := copy(p, r.data[:min(len(r.data), slowStdinChunk)])
+	r.data = r.data[n:]
+	r.chunks++
+	return n, nil
+}
+
 func wantRefLines(t *testing.T, out string, min int, substrings ...string) {
 	t.Helper()
 	if n := strings.Count(out, "\n"); n < min {
@@ -361,23 +405,34 @@ type freezeStep struct {
 	move bool
 }
 
-// A freezeCase is one guest built by one toolchain, with its reference run.
+// A freezeCase is one guest module with its reference run, and what the
+// images of its freezes showed.
 type freezeCase struct {
-	guest   freezeGuest
-	tc      goToolchain
-	wasm    string
-	wasmSum string // hex sha256 of wasm
-	ref     freezeSegment
-	dur     time.Duration // how long the reference took, start to end of tern
+	name  string // in the test's summary: go1.N/GUEST, or the C guest's
+	guest freezeGuest
+	wasm  string // the module 'tern run' is given
+	// What inspect must say of every image: its kind, how its guest
+	// description starts, the sha256 of the module it embeds, and how it
+	// says the guest was frozen outside any WASI call.
+	kind, guestPrefix, moduleSum, safepoint string
 
-	mu       sync.Mutex
-	blocked  map[string]int // images frozen waiting in a WASI call, by call
-	atLoop   int            // images frozen at the scheduler loop
-	freezes  int
-	openFile int  // images with a file open at a non-zero offset
-	midInput int  // images of a guest that had read part of its input
-	done     bool // test ran to its end
+	ref freezeSegment
+	dur time.Duration // how long the run prepared for capture, never frozen, took: start to end of tern
+
+	mu          sync.Mutex
+	freezes     int
+	atSafepoint int            // images frozen outside any WASI call
+	blocked     map[string]int // images frozen waiting in a WASI call, by call
+	openFile    int            // images with a file open at a non-zero offset
+	midInput    int            // images taken with the input partly read
+	lent        int            // Asyncify images with more stack data than memory
+	maxStack    int            // the most stack data in one Asyncify image
+	done        bool           // test ran to its end
 }
+
+// asyncifyStackData reads the size of the stack data from an Asyncify
+// image's description.
+var asyncifyStackData = regexp.MustCompile(`, (\d+) bytes of stack data$`)
 
 // runSegment runs one tern process: 'tern run' of the module when image is
 // "", else 'tern resume image'; with a checkpoint when s.after > 0.
@@ -399,12 +454,16 @@ func (fc *freezeCase) runSegment(t *testing.T, s freezeStep, image, dataDir, che
 		args = append(args, "--checkpoint", checkpoint, "--freeze-after", s.after.String(), "--freeze-timeout", freezeTimeout.String())
 	}
 	if image == "" {
-		args = append(args, "--", fc.wasm)
-		args = append(args, fc.guest.args...)
+		args = append(append(args, "--", fc.wasm), fc.guest.args...)
 	} else {
 		args = append(args, image)
 	}
-	r := runTern(t, "", stdin, args...)
+	cmdline := "tern " + strings.Join(args, " ")
+	var in io.Reader = bytes.NewReader(stdin)
+	if fc.guest.slowStdin {
+		in = &slowReader{data: stdin}
+	}
+	r := runCommandReading(t, "", in, append([]string{ternBin}, args...))
 	seg := freezeSegment{stdout: r.stdout, stderr: r.stderr, code: r.code}
 	// tern's own line, if it froze, is the last of its stderr.
 	if i := strings.LastIndex("\n"+seg.stderr, "\n"+frozenLine); i >= 0 {
@@ -412,27 +471,33 @@ func (fc *freezeCase) runSegment(t *testing.T, s freezeStep, image, dataDir, che
 		seg.stderr = seg.stderr[:i]
 		seg.frozen = true
 		if !strings.HasSuffix(line, "\n") || strings.Count(line, "\n") != 1 {
-			t.Errorf("tern %s: the frozen line is not the last line of stderr:\n%s", strings.Join(args, " "), line)
+			t.Errorf("%s: the frozen line is not the last line of stderr:\n%s", cmdline, line)
 		}
 		if !strings.Contains(line, checkpoint) {
-			t.Errorf("tern %s: the frozen line does not name the image: %s", strings.Join(args, " "), line)
+			t.Errorf("%s: the frozen line does not name the image: %s", cmdline, line)
 		}
 	}
-	if strings.Contains(seg.stderr, "tern:") {
-		t.Errorf("tern %s: tern complained:\n%s", strings.Join(args, " "), seg.stderr)
+	if i := strings.Index(seg.stderr, "tern:"); i >= 0 {
+		// tern failed (a freeze that went wrong kills the process): no
+		// point going on with this guest.
+		complaint := strings.Split(seg.stderr[i:], "\n")
+		if len(complaint) > 8 {
+			complaint = append(complaint[:8], "...")
+		}
+		t.Fatalf("%s: exit %d, tern complained:\n%s\nstdout (last lines):\n%s", cmdline, seg.code, strings.Join(complaint, "\n"), guestLastLines(seg.stdout, 3))
 	}
 	_, statErr := os.Stat(checkpoint)
 	switch {
 	case s.after == 0:
 		if seg.frozen {
-			t.Fatalf("tern %s: froze without a checkpoint", strings.Join(args, " "))
+			t.Fatalf("%s: froze without a checkpoint", cmdline)
 		}
 	case seg.frozen && statErr != nil:
-		t.Fatalf("tern %s: said it froze, but the image is not there: %v", strings.Join(args, " "), statErr)
+		t.Fatalf("%s: said it froze, but the image is not there: %v", cmdline, statErr)
 	case !seg.frozen && statErr == nil:
-		t.Fatalf("tern %s: wrote an image without saying it froze; stderr:\n%s", strings.Join(args, " "), r.stderr)
+		t.Fatalf("%s: wrote an image without saying it froze; stderr:\n%s", cmdline, r.stderr)
 	case seg.frozen && seg.code != 0:
-		t.Fatalf("tern %s: froze, then exited %d", strings.Join(args, " "), seg.code)
+		t.Fatalf("%s: froze, then exited %d", cmdline, seg.code)
 	}
 	if seg.frozen {
 		seg.image = checkpoint
@@ -446,21 +511,36 @@ func (fc *freezeCase) runSegment(t *testing.T, s freezeStep, image, dataDir, che
 // where the guest was frozen.
 func (fc *freezeCase) noteImage(t *testing.T, info inspectedImage) {
 	t.Helper()
-	if info.Kind != "go" {
-		t.Errorf("%s: kind %q, want go", info.File, info.Kind)
+	if info.Kind != fc.kind {
+		t.Errorf("%s: kind %q, want %s", info.File, info.Kind, fc.kind)
 	}
-	if !strings.HasPrefix(info.Guest, "Go "+fc.tc.version+",") {
-		t.Errorf("%s: guest %q, want Go %s", info.File, info.Guest, fc.tc.version)
+	if !strings.HasPrefix(info.Guest, fc.guestPrefix) {
+		t.Errorf("%s: guest %q, want it to start %q", info.File, info.Guest, fc.guestPrefix)
 	}
-	if info.ModuleSHA256 != fc.wasmSum {
-		t.Errorf("%s: module sha256 %s, want %s", info.File, info.ModuleSHA256, fc.wasmSum)
+	if info.ModuleSHA256 != fc.moduleSum {
+		t.Errorf("%s: module sha256 %s, want %s", info.File, info.ModuleSHA256, fc.moduleSum)
 	}
 	if info.StdinRead > uint64(len(fc.guest.stdin)) {
 		t.Errorf("%s: stdin_bytes_read %d, but the input has %d bytes", info.File, info.StdinRead, len(fc.guest.stdin))
 	}
+	if want := append([]string{fc.wasm}, fc.guest.args...); !slices.Equal(info.Args, want) {
+		t.Errorf("%s: args %q, want %q", info.File, info.Args, want)
+	}
+	stack := -1
+	if fc.kind == "asyncify" {
+		if m := asyncifyStackData.FindStringSubmatch(info.Guest); m != nil {
+			stack, _ = strconv.Atoi(m[1])
+		} else {
+			t.Errorf("%s: guest %q does not say how much stack data it holds", info.File, info.Guest)
+		}
+	}
 	fc.mu.Lock()
 	defer fc.mu.Unlock()
 	fc.freezes++
+	fc.maxStack = max(fc.maxStack, stack)
+	if stack > info.MemoryPages*64<<10 {
+		fc.lent++
+	}
 	if slices.ContainsFunc(info.FDs, func(f inspectedFD) bool { return f.Kind == "file" && f.Offset > 0 }) {
 		fc.openFile++
 	}
@@ -468,10 +548,10 @@ func (fc *freezeCase) noteImage(t *testing.T, info inspectedImage) {
 		fc.midInput++
 	}
 	switch {
-	case strings.Contains(info.Guest, "frozen at the scheduler loop"):
-		fc.atLoop++
-	case strings.Contains(info.Guest, "frozen waiting in "):
-		call, _, _ := strings.Cut(strings.SplitN(info.Guest, "frozen waiting in ", 2)[1], " ")
+	case strings.Contains(info.Guest, ", frozen "+fc.safepoint):
+		fc.atSafepoint++
+	case strings.Contains(info.Guest, ", frozen waiting in "):
+		call, _, _ := strings.Cut(strings.SplitN(info.Guest, ", frozen waiting in ", 2)[1], " ")
 		fc.blocked[call]++
 	default:
 		t.Errorf("%s: guest %q says neither where nor how it was frozen", info.File, info.Guest)
@@ -602,6 +682,73 @@ func subSeed(seed int64, name string) int64 {
 	return int64(h.Sum64() >> 1)
 }
 
+// summary says where the freezes of this case landed.
+func (fc *freezeCase) summary() string {
+	s := fmt.Sprintf("%s: %d freezes: %d %s, waiting in WASI calls %v; ", fc.name, fc.freezes, fc.atSafepoint, fc.safepoint, fc.blocked)
+	if fc.kind == "asyncify" {
+		s += fmt.Sprintf("%d with more stack data than memory (at most %d bytes); ", fc.lent, fc.maxStack)
+	}
+	return s + fmt.Sprintf("%d with a file open, %d with input partly read; uninterrupted run %v", fc.openFile, fc.midInput, fc.dur.Round(time.Millisecond))
+}
+
+// A chainKind is a chain of freezes a guest must survive, each segment
+// resumed by the next process.
+type chainKind struct {
+	name    string // in messages: "chain", "chain across engines"
+	freezes int
+	// engines run the segments in turn; the last segment, which runs to
+	// the end, runs on the first.
+	engines []process.Engine
+	// move: every other resume, and the last, find the data directory
+	// moved.
+	move bool
+	// The instants are drawn below the uninterrupted duration / windowDiv,
+	// a window that shrinks after each chain that ended before its last
+	// freeze, for at most attempts chains.
+	windowDiv, attempts int
+}
+
+// runChains runs chains of kind c until one has all its freezes. Each
+// must add up to the reference.
+func (fc *freezeCase) runChains(t *testing.T, r *rand.Rand, c chainKind) {
+	t.Helper()
+	window := fc.dur / time.Duration(c.windowDiv)
+	for attempt := 0; ; attempt++ {
+		if attempt == c.attempts {
+			t.Fatalf("no %s of %d freezes in %d attempts (window %v)", c.name, c.freezes, attempt, window)
+		}
+		steps := make([]freezeStep, c.freezes+1)
+		for i := range steps[:c.freezes] {
+			engine, w := c.engines[i%len(c.engines)], window
+			if engine == process.EngineInterpreter {
+				w = min(w, interpreterWindow)
+			}
+			steps[i] = freezeStep{engine: engine, after: randomBetween(r, w), move: c.move && i%2 == 1}
+		}
+		steps[c.freezes] = freezeStep{engine: c.engines[0], move: c.move}
+		got, n := fc.runChain(t, steps)
+		if !fc.compare(t, fmt.Sprintf("%s %v", c.name, steps), got) {
+			t.FailNow()
+		}
+		if n == c.freezes {
+			t.Logf("%s of %d freezes: %v", c.name, n, steps)
+			return
+		}
+		window = window * 2 / 3
+	}
+}
+
+// goFreezeChains are the chains every Go guest must survive.
+var goFreezeChains = []chainKind{
+	{name: "chain", freezes: freezeChain, engines: []process.Engine{process.EngineCompiler}, move: true, windowDiv: 8, attempts: 10},
+	// The interpreter is never faster than the compiler, so no segment
+	// gets further than a window of the uninterrupted duration would on
+	// the compiler; a guest that mostly waits (files) is hardly slower
+	// interpreted.
+	{name: "chain across engines", freezes: freezeEngineChain, engines: []process.Engine{process.EngineCompiler, process.EngineInterpreter},
+		windowDiv: freezeEngineChain + 2, attempts: 5},
+}
+
 // TestFreezeResume is the freeze/resume property test: for each Go guest,
 // built by the oldest and the newest Go release tern supports, freezing
 // at random instants and resuming in another process, alone, in chains,
@@ -609,10 +756,9 @@ func subSeed(seed int64, name string) int64 {
 // indistinguishable from never having frozen.
 //
 // Per guest and release: freezeTrials single freezes that landed (an
-// instant after the guest's end is drawn again), one chain of freezeChain
-// freezes, one chain of freezeEngineChain freezes alternating compiler
-// and interpreter. Subtests are go1.N/GUEST; the random instants' seed is
-// logged, and TERN_FREEZE_SEED repeats it.
+// instant after the guest's end is drawn again), and the goFreezeChains.
+// Subtests are go1.N/GUEST; the random instants' seed is logged, and
+// TERN_FREEZE_SEED repeats it.
 func TestFreezeResume(t *testing.T) {
 	if !process.CompilerSupported() {
 		t.Skip("the property test measures durations on the compiler, which wazero lacks for this host")
@@ -629,8 +775,7 @@ func TestFreezeResume(t *testing.T) {
 			if fc.wasm == "" {
 				continue // filtered out, or skipped
 			}
-			t.Logf("%s/%s: %d freezes: %d at the scheduler loop, waiting in WASI calls %v; %d with a file open, %d with input partly read; uninterrupted run %v",
-				fc.tc.name, fc.guest.name, fc.freezes, fc.atLoop, fc.blocked, fc.openFile, fc.midInput, fc.dur.Round(time.Millisecond))
+			t.Log(fc.summary())
 		}
 	})
 	for _, tc := range freezeToolchains(t) {
@@ -646,7 +791,7 @@ func TestFreezeResume(t *testing.T) {
 					if fc.guest.name != "timers" && fc.guest.name != "stdin" || !fc.done {
 						continue
 					}
-					if fc.atLoop == 0 {
+					if fc.atSafepoint == 0 {
 						t.Errorf("%s: none of %d images was frozen at the scheduler loop", fc.guest.name, fc.freezes)
 					}
 					if len(fc.blocked) == 0 {
@@ -655,38 +800,50 @@ func TestFreezeResume(t *testing.T) {
 				}
 			})
 			for _, g := range freezeGuests() {
-				fc := &freezeCase{guest: g, tc: tc, blocked: map[string]int{}}
+				fc := &freezeCase{name: tc.name + "/" + g.name, guest: g, kind: "go", guestPrefix: "Go " + tc.version + ",",
+					safepoint: "at the scheduler loop", blocked: map[string]int{}}
 				mu.Lock()
 				cases = append(cases, fc)
 				mu.Unlock()
 				guestCases = append(guestCases, fc)
 				t.Run(g.name, func(t *testing.T) {
 					t.Parallel()
-					fc.test(t, rand.New(rand.NewSource(subSeed(seed, t.Name()))))
+					fc.wasm = buildFreezeGuest(t, tc, g.name)
+					fc.moduleSum = fileSHA256(t, fc.wasm)
+					fc.test(t, rand.New(rand.NewSource(subSeed(seed, t.Name()))), goFreezeChains)
 				})
 			}
 		})
 	}
 }
 
-func (fc *freezeCase) test(t *testing.T, r *rand.Rand) {
-	fc.wasm = buildFreezeGuest(t, fc.tc, fc.guest.name)
-	b, err := os.ReadFile(fc.wasm)
+// fileSHA256 is the hex sha256 of a file's contents.
+func fileSHA256(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	sum := sha256.Sum256(b)
-	fc.wasmSum = hex.EncodeToString(sum[:])
+	return hex.EncodeToString(sum[:])
+}
+
+// test runs the guest uninterrupted for the reference, then freezes it at
+// random instants: freezeTrials times once, and in chains of each kind.
+// Every run must add up to the reference, and the images must have caught
+// the guest in the states it was written to be caught in.
+func (fc *freezeCase) test(t *testing.T, r *rand.Rand, chains []chainKind) {
 	compiler := process.EngineCompiler
 
-	// The reference: uninterrupted, once as a plain run and once prepared
-	// for capture but never frozen. Both must agree, or the guest is not
-	// deterministic and nothing below would mean anything.
+	// The reference: uninterrupted, once as a plain run (of a C module as
+	// built) and once prepared for capture but never frozen. Both must
+	// agree, or the guest is not deterministic and nothing below would
+	// mean anything.
 	plain, _ := fc.runChain(t, []freezeStep{{engine: compiler}})
 	fc.guest.check(t, plain)
 	if t.Failed() {
-		t.Fatalf("the uninterrupted run is not what the guest is known to print: the guest or tern is broken\nstdout (last lines):\n%s\nstderr:\n%s",
-			guestLastLines(plain.stdout, 10), plain.stderr)
+		t.Fatalf("the uninterrupted run is not what the guest is known to print: the guest or tern is broken\nstdout (last lines):\n%s\nstderr (last lines):\n%s",
+			guestLastLines(plain.stdout, 10), guestLastLines(plain.stderr, 10))
 	}
 	fc.ref = plain
 	start := time.Now()
@@ -710,7 +867,6 @@ func (fc *freezeCase) test(t *testing.T, r *rand.Rand) {
 		after := randomBetween(r, window)
 		// Every other resume finds the files guest's directory moved.
 		got, n := fc.runChain(t, []freezeStep{{engine: compiler, after: after}, {engine: compiler, move: trials%2 == 1}})
-		what := fmt.Sprintf("frozen after %v, resumed", after)
 		if n == 0 {
 			// The guest ended first: that run must still be right, but it
 			// does not count. Draw again, below this instant: the guest
@@ -722,65 +878,17 @@ func (fc *freezeCase) test(t *testing.T, r *rand.Rand) {
 			continue
 		}
 		trials++
-		if !fc.compare(t, what, got) {
+		if !fc.compare(t, fmt.Sprintf("frozen after %v, resumed", after), got) {
 			t.FailNow()
 		}
 	}
 
-	// A chain of freezes, each segment resumed by the next process.
-	chainWindow := fc.dur / 8
-	for attempt := 0; ; attempt++ {
-		if attempt == 10 {
-			t.Fatalf("no chain of %d freezes in %d attempts (window %v)", freezeChain, attempt, chainWindow)
-		}
-		steps := make([]freezeStep, freezeChain+1)
-		for i := range steps[:freezeChain] {
-			steps[i] = freezeStep{engine: compiler, after: randomBetween(r, chainWindow), move: i%2 == 1}
-		}
-		steps[freezeChain] = freezeStep{engine: compiler, move: true}
-		got, n := fc.runChain(t, steps)
-		if !fc.compare(t, fmt.Sprintf("chain %v", steps), got) {
-			t.FailNow()
-		}
-		if n == freezeChain {
-			t.Logf("chain of %d freezes: %v", n, steps)
-			break
-		}
-		chainWindow = chainWindow * 2 / 3
+	for _, c := range chains {
+		fc.runChains(t, r, c)
 	}
 
-	// A chain alternating engines: compiler, interpreter, compiler, ...
-	// ending on the compiler. The interpreter is never faster than the
-	// compiler, so no segment gets further than a window of the
-	// uninterrupted duration would on the compiler; a guest that mostly
-	// waits (files) is hardly slower interpreted.
-	engineWindow := fc.dur / (freezeEngineChain + 2)
-	for attempt := 0; ; attempt++ {
-		if attempt == 5 {
-			t.Fatalf("no chain of %d freezes across engines in %d attempts (window %v)", freezeEngineChain, attempt, engineWindow)
-		}
-		steps := make([]freezeStep, freezeEngineChain+1)
-		for i := range steps[:freezeEngineChain] {
-			if i%2 == 0 {
-				steps[i] = freezeStep{engine: compiler, after: randomBetween(r, engineWindow)}
-			} else {
-				steps[i] = freezeStep{engine: process.EngineInterpreter, after: randomBetween(r, min(engineWindow, interpreterWindow))}
-			}
-		}
-		steps[freezeEngineChain] = freezeStep{engine: compiler}
-		got, n := fc.runChain(t, steps)
-		if !fc.compare(t, fmt.Sprintf("chain across engines %v", steps), got) {
-			t.FailNow()
-		}
-		if n == freezeEngineChain {
-			t.Logf("chain of %d freezes across engines: %v", n, steps)
-			break
-		}
-		engineWindow = engineWindow * 2 / 3
-	}
-
-	// The freezes must have caught the guests in the states they were
-	// written to be caught in.
+	fc.mu.Lock()
+	defer fc.mu.Unlock()
 	if fc.guest.dataDir && fc.openFile == 0 {
 		t.Errorf("none of %d images has a file open at a non-zero offset", fc.freezes)
 	}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -48,11 +49,18 @@ func runTern(t testing.TB, dir string, stdin []byte, args ...string) result {
 // runCommand runs argv (a tern binary, possibly behind an emulator) in dir.
 func runCommand(t testing.TB, dir string, stdin []byte, argv []string) result {
 	t.Helper()
+	return runCommandReading(t, dir, bytes.NewReader(stdin), argv)
+}
+
+// runCommandReading is runCommand with stdin read from r, through a pipe:
+// a reader that waits makes the command wait for its input.
+func runCommandReading(t testing.TB, dir string, r io.Reader, argv []string) result {
+	t.Helper()
 	args := argv[1:]
 	cmd := exec.Command(argv[0], args...)
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), "TERN_TEST=1")
-	cmd.Stdin = bytes.NewReader(stdin)
+	cmd.Stdin = r
 	var so, se bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &so, &se
 	err := cmd.Run()

@@ -4,9 +4,7 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
-	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -25,99 +23,6 @@ import (
 // prepare': tern's rewrite, then wasm-opt --asyncify): a prepared module
 // must behave exactly like its original, and one frozen mid-run and
 // resumed must end as the uninterrupted run does.
-
-// wasiProg is one program of the suite, in the test's copy of it.
-type wasiProg struct {
-	name    string // suite/.../base, as in exceptions files
-	dir     string // its directory in the copy
-	base    string // file name without .wasm
-	spec    testSpec
-	specErr error
-}
-
-// loadWASIProgs copies the suite into a temp dir, as TestWASITestsuite
-// does, and reads every program's spec.
-func loadWASIProgs(t *testing.T) (root string, progs []wasiProg) {
-	t.Helper()
-	src := filepath.Join(sharedDir(t), "conformance", "wasi-testsuite", "tests")
-	root = t.TempDir()
-	copyTree(t, src, root)
-	var wasms []string
-	filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
-		if err == nil && !d.IsDir() && strings.HasSuffix(p, ".wasm") {
-			wasms = append(wasms, p)
-		}
-		return nil
-	})
-	sort.Strings(wasms)
-	if len(wasms) < 70 {
-		t.Fatalf("found only %d test programs under %s", len(wasms), src)
-	}
-	for _, wasm := range wasms {
-		rel, _ := filepath.Rel(root, wasm)
-		p := wasiProg{
-			name: strings.TrimSuffix(filepath.ToSlash(rel), ".wasm"),
-			dir:  filepath.Dir(wasm),
-			base: strings.TrimSuffix(filepath.Base(wasm), ".wasm"),
-		}
-		if b, err := os.ReadFile(filepath.Join(p.dir, p.base+".json")); err == nil {
-			p.specErr = json.Unmarshal(b, &p.spec)
-		}
-		if p.specErr == nil && p.spec.Operations != nil {
-			p.specErr = fmt.Errorf("operation-based spec not supported by this runner")
-		}
-		progs = append(progs, p)
-	}
-	return root, progs
-}
-
-// runFlags are the spec's --dir and --env flags. hostDir maps a spec dir
-// (relative to the program's directory) to the host directory to give.
-func (p *wasiProg) runFlags(hostDir func(string) string) []string {
-	var args []string
-	for _, d := range p.spec.Dirs {
-		if h := hostDir(d); h != d {
-			args = append(args, "--dir", h+":"+d)
-		} else {
-			args = append(args, "--dir", d)
-		}
-	}
-	keys := make([]string, 0, len(p.spec.Env))
-	for k := range p.spec.Env {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
-		args = append(args, "--env", k+"="+p.spec.Env[k])
-	}
-	return args
-}
-
-// mismatches says how an outcome differs from the spec, checking output
-// only where the spec states it, as TestWASITestsuite does.
-func (p *wasiProg) mismatches(code int, stdout, stderr string) []string {
-	var bad []string
-	if code != p.spec.ExitCode {
-		bad = append(bad, fmt.Sprintf("exit code %d, want %d\nstdout: %s\nstderr: %s", code, p.spec.ExitCode, stdout, stderr))
-	}
-	if p.spec.Stdout != nil && stdout != *p.spec.Stdout {
-		bad = append(bad, fmt.Sprintf("stdout %q, want %q", stdout, *p.spec.Stdout))
-	}
-	if p.spec.Stderr != nil && stderr != *p.spec.Stderr {
-		bad = append(bad, fmt.Sprintf("stderr %q, want %q", stderr, *p.spec.Stderr))
-	}
-	return bad
-}
-
-// runOriginal runs the unprepared program exactly as TestWASITestsuite does.
-func (p *wasiProg) runOriginal(t *testing.T, engine string) result {
-	t.Helper()
-	removeCleanups(t, p.dir)
-	args := []string{ternBin, "run", "--engine", engine, "--cache-dir", cacheDirForTests(t)}
-	args = append(args, p.runFlags(func(d string) string { return d })...)
-	args = append(append(args, "--", p.base+".wasm"), p.spec.Args...)
-	return runCommand(t, p.dir, nil, args)
-}
 
 // runPrepared runs the prepared module as TestWASITestsuite runs the
 // original. The prepared module has the original's file name in a mirror
@@ -316,56 +221,31 @@ func TestWASITestsuitePrepared(t *testing.T) {
 	t.Logf("prepared %d programs in %v (%d from the cache %s; slowest %s, %v)",
 		len(progs), time.Since(start).Round(time.Millisecond), fromCache, cache, slowestName, slowest.Round(time.Millisecond))
 
-	passed, failed, excepted := 0, 0, 0
-	for _, engine := range engines {
-		for i := range progs {
-			p := &progs[i]
-			pm := prepared[p.name]
-			ran := false
-			ok := t.Run(engine+"/"+p.name, func(t *testing.T) {
-				ran = true
-				if reason, ok := exceptions[p.name]; ok {
-					t.Skipf("listed exception: %s", reason)
-				}
-				if p.specErr != nil {
-					t.Fatalf("spec: %v", p.specErr)
-				}
-				if pm.refused != "" {
-					t.Skipf("refused by preparation: %s", pm.refused)
-				}
-				if pm.failed != "" {
-					t.Fatalf("could not be prepared: %s", pm.failed)
-				}
-				r := p.runPrepared(t, pm, engine, cache)
-				bad := p.mismatches(r.code, r.stdout, r.stderr)
-				if len(bad) == 0 {
-					return
-				}
-				for _, b := range bad {
-					t.Errorf("prepared: %s", b)
-				}
-				// Say whose fault it is: preparation's, or the WASI
-				// layer's (then TestWASITestsuite fails too).
-				o := p.runOriginal(t, engine)
-				if len(p.mismatches(o.code, o.stdout, o.stderr)) == 0 {
-					t.Errorf("the unprepared module passes: preparation changed its behaviour")
-				} else {
-					t.Errorf("the unprepared module fails too (TestWASITestsuite reports it)")
-				}
-			})
-			_, ex := exceptions[p.name]
-			switch {
-			case !ran:
-			case ex:
-				excepted++
-			case pm.refused != "":
-			case ok:
-				passed++
-			default:
-				failed++
-			}
+	passed, failed, excepted := runWASIProgs(t, progs, engines, exceptions, func(t *testing.T, p *wasiProg, engine string) {
+		pm := prepared[p.name]
+		if pm.refused != "" {
+			t.Skipf("refused by preparation: %s", pm.refused)
 		}
-	}
+		if pm.failed != "" {
+			t.Fatalf("could not be prepared: %s", pm.failed)
+		}
+		r := p.runPrepared(t, pm, engine, cache)
+		bad := p.mismatches(r.code, r.stdout, r.stderr)
+		if len(bad) == 0 {
+			return
+		}
+		for _, b := range bad {
+			t.Errorf("prepared: %s", b)
+		}
+		// Say whose fault it is: preparation's, or the WASI layer's
+		// (then TestWASITestsuite fails too).
+		o := p.runOriginal(t, []string{ternBin}, engine)
+		if len(p.mismatches(o.code, o.stdout, o.stderr)) == 0 {
+			t.Errorf("the unprepared module passes: preparation changed its behaviour")
+		} else {
+			t.Errorf("the unprepared module fails too (TestWASITestsuite reports it)")
+		}
+	})
 	preparedWASISummary = fmt.Sprintf("wasi-testsuite prepared: %d passed, %d failed, %d excepted", passed, failed, excepted)
 	refusedNote := "none refused by preparation"
 	if len(refused) > 0 {

@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -83,6 +84,103 @@ func copyTree(t *testing.T, src, dst string) {
 	}
 }
 
+// wasiProg is one program of the suite, in the test's copy of it.
+type wasiProg struct {
+	name    string // suite/.../base, as in exceptions files
+	dir     string // its directory in the copy
+	base    string // file name without .wasm
+	spec    testSpec
+	specErr error
+}
+
+// loadWASIProgs copies the suite into a temp dir and reads every
+// program's spec.
+func loadWASIProgs(t *testing.T) (root string, progs []wasiProg) {
+	t.Helper()
+	src := filepath.Join(sharedDir(t), "conformance", "wasi-testsuite", "tests")
+	root = t.TempDir()
+	copyTree(t, src, root)
+	var wasms []string
+	filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() && strings.HasSuffix(p, ".wasm") {
+			wasms = append(wasms, p)
+		}
+		return nil
+	})
+	sort.Strings(wasms)
+	if len(wasms) < 70 {
+		t.Fatalf("found only %d test programs under %s", len(wasms), src)
+	}
+	for _, wasm := range wasms {
+		rel, _ := filepath.Rel(root, wasm)
+		p := wasiProg{
+			name: strings.TrimSuffix(filepath.ToSlash(rel), ".wasm"),
+			dir:  filepath.Dir(wasm),
+			base: strings.TrimSuffix(filepath.Base(wasm), ".wasm"),
+		}
+		if b, err := os.ReadFile(filepath.Join(p.dir, p.base+".json")); err == nil {
+			p.specErr = json.Unmarshal(b, &p.spec)
+		}
+		if p.specErr == nil && p.spec.Operations != nil {
+			p.specErr = fmt.Errorf("operation-based spec not supported by this runner")
+		}
+		progs = append(progs, p)
+	}
+	return root, progs
+}
+
+// runFlags are the spec's --dir and --env flags. hostDir maps a spec dir
+// (relative to the program's directory) to the host directory to give.
+func (p *wasiProg) runFlags(hostDir func(string) string) []string {
+	var args []string
+	for _, d := range p.spec.Dirs {
+		if h := hostDir(d); h != d {
+			args = append(args, "--dir", h+":"+d)
+		} else {
+			args = append(args, "--dir", d)
+		}
+	}
+	keys := make([]string, 0, len(p.spec.Env))
+	for k := range p.spec.Env {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		args = append(args, "--env", k+"="+p.spec.Env[k])
+	}
+	return args
+}
+
+// mismatches says how an outcome differs from the spec. Like the suite's
+// own runner, it checks output only where the spec states it: some tests
+// print diagnostics.
+func (p *wasiProg) mismatches(code int, stdout, stderr string) []string {
+	var bad []string
+	if code != p.spec.ExitCode {
+		bad = append(bad, fmt.Sprintf("exit code %d, want %d\nstdout: %s\nstderr: %s", code, p.spec.ExitCode, stdout, stderr))
+	}
+	if p.spec.Stdout != nil && stdout != *p.spec.Stdout {
+		bad = append(bad, fmt.Sprintf("stdout %q, want %q", stdout, *p.spec.Stdout))
+	}
+	if p.spec.Stderr != nil && stderr != *p.spec.Stderr {
+		bad = append(bad, fmt.Sprintf("stderr %q, want %q", stderr, *p.spec.Stderr))
+	}
+	return bad
+}
+
+// runOriginal runs the unprepared program on engine, in its directory, as
+// the suite's own runner does; tern is the command line of a tern binary,
+// maybe behind an emulator.
+func (p *wasiProg) runOriginal(t *testing.T, tern []string, engine string) result {
+	t.Helper()
+	// Remove artifacts of earlier tests, as the suite's runner does.
+	removeCleanups(t, p.dir)
+	args := append(slices.Clone(tern), "run", "--engine", engine, "--cache-dir", cacheDirForTests(t))
+	args = append(args, p.runFlags(func(d string) string { return d })...)
+	args = append(append(args, "--", p.base+".wasm"), p.spec.Args...)
+	return runCommand(t, p.dir, nil, args)
+}
+
 func TestWASITestsuite(t *testing.T) {
 	engines := []string{"interpreter"}
 	if process.CompilerSupported() {
@@ -104,77 +202,44 @@ func TestWASITestsuiteBigEndian(t *testing.T) {
 }
 
 func runWASITestsuite(t *testing.T, tern []string, engines []string, exceptionsFile string) {
-	src := filepath.Join(sharedDir(t), "conformance", "wasi-testsuite", "tests")
-	root := t.TempDir()
-	copyTree(t, src, root)
+	_, progs := loadWASIProgs(t)
 	exceptions := loadExceptions(t, exceptionsFile)
-
-	var wasms []string
-	filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
-		if err == nil && !d.IsDir() && strings.HasSuffix(p, ".wasm") {
-			wasms = append(wasms, p)
+	passed, failed, excepted := runWASIProgs(t, progs, engines, exceptions, func(t *testing.T, p *wasiProg, engine string) {
+		r := p.runOriginal(t, tern, engine)
+		for _, b := range p.mismatches(r.code, r.stdout, r.stderr) {
+			t.Error(b)
 		}
-		return nil
 	})
-	sort.Strings(wasms)
-	if len(wasms) < 70 {
-		t.Fatalf("found only %d test programs under %s", len(wasms), src)
-	}
-	passed, failed, excepted := 0, 0, 0
+	fmt.Printf("%s: %d passed, %d failed, %d skipped\n", t.Name(), passed, failed, excepted)
+}
+
+// runWASIProgs runs test on every program on every engine, as subtests
+// ENGINE/NAME, and counts how they went. The listed exceptions are
+// skipped and counted apart, a program whose spec cannot be used fails,
+// and a program that test skips counts as neither passed nor failed.
+func runWASIProgs(t *testing.T, progs []wasiProg, engines []string, exceptions map[string]string,
+	test func(t *testing.T, p *wasiProg, engine string)) (passed, failed, excepted int) {
 	for _, engine := range engines {
-		for _, wasm := range wasms {
-			dir := filepath.Dir(wasm)
-			base := strings.TrimSuffix(filepath.Base(wasm), ".wasm")
-			rel, _ := filepath.Rel(root, wasm)
-			name := strings.TrimSuffix(filepath.ToSlash(rel), ".wasm")
-			ran := false
-			ok := t.Run(engine+"/"+name, func(t *testing.T) {
+		for i := range progs {
+			p := &progs[i]
+			ran, skipped := false, false
+			ok := t.Run(engine+"/"+p.name, func(t *testing.T) {
 				ran = true
-				if reason, ok := exceptions[name]; ok {
+				defer func() { skipped = t.Skipped() }()
+				if reason, ok := exceptions[p.name]; ok {
 					t.Skipf("listed exception: %s", reason)
 				}
-				spec := testSpec{}
-				if b, err := os.ReadFile(filepath.Join(dir, base+".json")); err == nil {
-					if err := json.Unmarshal(b, &spec); err != nil {
-						t.Fatalf("spec: %v", err)
-					}
+				if p.specErr != nil {
+					t.Fatalf("spec: %v", p.specErr)
 				}
-				if spec.Operations != nil {
-					t.Fatalf("operation-based spec not supported by this runner")
-				}
-				// Remove artifacts of earlier tests, as the suite's runner does.
-				removeCleanups(t, dir)
-				args := []string{"run", "--engine", engine, "--cache-dir", cacheDirForTests(t)}
-				for _, d := range spec.Dirs {
-					args = append(args, "--dir", d)
-				}
-				keys := make([]string, 0, len(spec.Env))
-				for k := range spec.Env {
-					keys = append(keys, k)
-				}
-				sort.Strings(keys)
-				for _, k := range keys {
-					args = append(args, "--env", k+"="+spec.Env[k])
-				}
-				args = append(args, "--", base+".wasm")
-				args = append(args, spec.Args...)
-				r := runCommand(t, dir, nil, append(append([]string(nil), tern...), args...))
-				if r.code != spec.ExitCode {
-					t.Errorf("exit code %d, want %d\nstdout: %s\nstderr: %s", r.code, spec.ExitCode, r.stdout, r.stderr)
-				}
-				// Like the suite's own runner, output is checked only where the
-				// spec states it: some tests print diagnostics.
-				if spec.Stdout != nil && r.stdout != *spec.Stdout {
-					t.Errorf("stdout %q, want %q", r.stdout, *spec.Stdout)
-				}
-				if spec.Stderr != nil && r.stderr != *spec.Stderr {
-					t.Errorf("stderr %q, want %q", r.stderr, *spec.Stderr)
-				}
+				test(t, p, engine)
 			})
-			switch _, ex := exceptions[name]; {
+			_, ex := exceptions[p.name]
+			switch {
 			case !ran:
 			case ex:
 				excepted++
+			case skipped:
 			case ok:
 				passed++
 			default:
@@ -182,7 +247,7 @@ func runWASITestsuite(t *testing.T, tern []string, engines []string, exceptionsF
 			}
 		}
 	}
-	fmt.Printf("%s: %d passed, %d failed, %d skipped\n", t.Name(), passed, failed, excepted)
+	return passed, failed, excepted
 }
 
 // removeCleanups deletes the *.cleanup artifacts earlier tests left

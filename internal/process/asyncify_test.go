@@ -4,11 +4,11 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -47,106 +47,51 @@ int main(int argc, char **argv) {
 }
 `
 
-var (
-	cOnce sync.Once
-	cWasm []byte
-	cErr  error
-)
-
-// cGuest builds cGuestSrc with clang and prepares it.
-func cGuest(t *testing.T) []byte {
-	t.Helper()
-	cOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "tern-process-c")
-		if err != nil {
-			cErr = err
-			return
-		}
-		defer os.RemoveAll(dir)
-		src := filepath.Join(dir, "g.c")
-		os.WriteFile(src, []byte(cGuestSrc), 0o644)
-		for _, args := range [][]string{
-			{"--target=wasm32-wasi", "-O2", "-c", "-o", filepath.Join(dir, "g.o"), src},
-			{"--target=wasm32-wasi", "-o", filepath.Join(dir, "g.wasm"), filepath.Join(dir, "g.o")},
-		} {
-			if out, err := exec.Command("clang", args...).CombinedOutput(); err != nil {
-				cErr = errors.New("clang: " + err.Error() + ": " + string(out))
-				return
-			}
-		}
-		raw, err := os.ReadFile(filepath.Join(dir, "g.wasm"))
-		if err != nil {
-			cErr = err
-			return
-		}
-		res, err := asyncify.Prepare(context.Background(), raw, asyncify.Options{})
-		if err != nil {
-			cErr = err
-			return
-		}
-		cWasm = res.Wasm
-	})
-	if cErr != nil {
-		t.Fatalf("build C guest (needs clang, wasi-libc, binaryen): %v", cErr)
-	}
-	return cWasm
-}
-
 // resumeImage resumes an encoded image on eng and runs it to its end.
 func resumeImage(t *testing.T, eng Engine, wasm []byte, enc []byte, out *lockedBuffer) {
 	t.Helper()
+	_, done := resumeStart(t, eng, wasm, enc, wasi.Stdio{Stdout: out, Stderr: out})
+	if err := <-done; err != nil {
+		t.Fatalf("resumed run: %v", err)
+	}
+}
+
+// resumeStart resumes an encoded image on eng in a runtime of its own, in
+// the background, with stdio; it returns the process and a channel with
+// how Run ended.
+func resumeStart(t *testing.T, eng Engine, wasm []byte, enc []byte, stdio wasi.Stdio) (*Process, chan error) {
+	t.Helper()
 	ctx := context.Background()
-	img, err := image.Decode(bytes.NewReader(enc))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var st wasi.State
-	if err := st.UnmarshalBinary(img.WASI); err != nil {
-		t.Fatal(err)
-	}
+	img, st := decodeImage(t, enc)
 	r := newTestRuntime(t, eng)
 	prog, err := Load(ctx, r, wasm, true)
 	if err != nil {
 		t.Fatal(err)
 	}
-	sys, err := wasi.Restore(&st, wasi.RestoreOptions{Stdio: wasi.Stdio{Stdout: out, Stderr: out}})
+	sys, err := wasi.Restore(st, wasi.RestoreOptions{Stdio: stdio})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer sys.Close()
+	t.Cleanup(func() { sys.Close() })
 	p, err := Resume(ctx, r, prog, img, sys)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer p.Close(ctx)
-	if code, err := p.Run(ctx); err != nil || code != 0 {
-		t.Fatalf("resumed run: %d, %v", code, err)
-	}
+	t.Cleanup(func() { p.Close(ctx) })
+	return p, runInBackground(p)
 }
 
 func TestAsyncifyFreezeStopResume(t *testing.T) {
-	ctx := context.Background()
-	wasm := cGuest(t)
+	wasm := buildC(t, cGuestSrc)
 	ref := uninterrupted(t, wasm)
 	for _, eng := range []Engine{EngineCompiler, EngineInterpreter} {
 		t.Run(string(eng), func(t *testing.T) {
 			var out lockedBuffer
 			p, done := start(t, wasm, &out)
 			time.Sleep(30 * time.Millisecond)
-			fz, err := p.Freeze(ctx, 0)
-			if err != nil {
-				t.Fatal(err)
-			}
-			var enc bytes.Buffer
-			if err := image.Encode(&enc, fz.Image); err != nil {
-				t.Fatal(err)
-			}
-			t.Logf("frozen: %s", DescribeGuest(fz.Image.Kind, fz.Image.Guest))
-			fz.Stop()
-			if err := <-done; !errors.Is(err, ErrFrozen) {
-				t.Fatalf("Run after Stop: %v", err)
-			}
-			resumeImage(t, eng, wasm, enc.Bytes(), &out)
+			enc, desc := freezeStop(t, p, done)
+			t.Logf("frozen: %s", desc)
+			resumeImage(t, eng, wasm, enc, &out)
 			if out.String() != ref {
 				t.Fatalf("resumed output differs:\n%s\nwant:\n%s", out.String(), ref)
 			}
@@ -157,7 +102,7 @@ func TestAsyncifyFreezeStopResume(t *testing.T) {
 // Freezing and continuing in place changes nothing.
 func TestAsyncifyFreezeContinue(t *testing.T) {
 	ctx := context.Background()
-	wasm := cGuest(t)
+	wasm := buildC(t, cGuestSrc)
 	ref := uninterrupted(t, wasm)
 	var out lockedBuffer
 	p, done := start(t, wasm, &out)
@@ -195,43 +140,59 @@ func TestAsyncifyFreezeContinue(t *testing.T) {
 // buildC compiles a C source with clang and prepares the module.
 func buildC(t *testing.T, src string) []byte {
 	t.Helper()
-	dir := t.TempDir()
-	path := filepath.Join(dir, "g.c")
-	os.WriteFile(path, []byte(src), 0o644)
-	for _, args := range [][]string{
-		{"--target=wasm32-wasi", "-O2", "-c", "-o", filepath.Join(dir, "g.o"), path},
-		{"--target=wasm32-wasi", "-o", filepath.Join(dir, "g.wasm"), filepath.Join(dir, "g.o")},
-	} {
-		if out, err := exec.Command("clang", args...).CombinedOutput(); err != nil {
-			t.Fatalf("clang (needs clang, wasi-libc): %v\n%s", err, out)
+	return builtOnce(t, src, func(dir string) ([]byte, error) {
+		path := filepath.Join(dir, "g.c")
+		os.WriteFile(path, []byte(src), 0o644)
+		for _, args := range [][]string{
+			{"--target=wasm32-wasi", "-O2", "-c", "-o", filepath.Join(dir, "g.o"), path},
+			{"--target=wasm32-wasi", "-o", filepath.Join(dir, "g.wasm"), filepath.Join(dir, "g.o")},
+		} {
+			if out, err := exec.Command("clang", args...).CombinedOutput(); err != nil {
+				return nil, fmt.Errorf("clang (needs clang, wasi-libc): %v\n%s", err, out)
+			}
 		}
-	}
-	return prepareFile(t, filepath.Join(dir, "g.wasm"))
+		return prepareFile(filepath.Join(dir, "g.wasm"))
+	})
 }
 
 // buildWat assembles a text module with wabt's wat2wasm and prepares it.
 func buildWat(t *testing.T, src string) []byte {
 	t.Helper()
-	dir := t.TempDir()
-	path := filepath.Join(dir, "g.wat")
-	os.WriteFile(path, []byte(src), 0o644)
-	if out, err := exec.Command("wat2wasm", "-o", filepath.Join(dir, "g.wasm"), path).CombinedOutput(); err != nil {
-		t.Fatalf("wat2wasm (apt-get install wabt): %v\n%s", err, out)
-	}
-	return prepareFile(t, filepath.Join(dir, "g.wasm"))
+	return builtOnce(t, src, func(dir string) ([]byte, error) {
+		path := filepath.Join(dir, "g.wat")
+		os.WriteFile(path, []byte(src), 0o644)
+		if out, err := exec.Command("wat2wasm", "-o", filepath.Join(dir, "g.wasm"), path).CombinedOutput(); err != nil {
+			return nil, fmt.Errorf("wat2wasm (apt-get install wabt): %v\n%s", err, out)
+		}
+		return prepareFile(filepath.Join(dir, "g.wasm"))
+	})
 }
 
-func prepareFile(t *testing.T, path string) []byte {
-	t.Helper()
+// prepareFile prepares a module for capture (needs binaryen).
+func prepareFile(path string) ([]byte, error) {
 	raw, err := os.ReadFile(path)
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	res, err := asyncify.Prepare(context.Background(), raw, asyncify.Options{})
 	if err != nil {
+		return nil, err
+	}
+	return res.Wasm, nil
+}
+
+// decodeImage decodes an encoded image and the WASI state it holds.
+func decodeImage(t *testing.T, enc []byte) (*image.Image, *wasi.State) {
+	t.Helper()
+	img, err := image.Decode(bytes.NewReader(enc))
+	if err != nil {
 		t.Fatal(err)
 	}
-	return res.Wasm
+	var st wasi.State
+	if err := st.UnmarshalBinary(img.WASI); err != nil {
+		t.Fatal(err)
+	}
+	return img, &st
 }
 
 // startWith runs wasm, prepared for capture, on eng in a runtime of its
@@ -264,15 +225,21 @@ func startConfig(t *testing.T, eng Engine, wasm []byte, cfg wasi.Config) (*Proce
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { p.Close(context.Background()) })
+	return p, runInBackground(p)
+}
+
+// runInBackground runs p and sends how Run ended, a non-zero exit being
+// an error.
+func runInBackground(p *Process) chan error {
 	done := make(chan error, 1)
 	go func() {
 		code, err := p.Run(context.Background())
 		if err == nil && code != 0 {
-			err = errors.New("nonzero exit")
+			err = fmt.Errorf("exit code %d", code)
 		}
 		done <- err
 	}()
-	return p, done
+	return done
 }
 
 // freezeStop freezes p, encodes the image and stops p.
@@ -341,35 +308,12 @@ int main(void) {
 			if !strings.Contains(desc, "fd_read") {
 				t.Errorf("frozen %s, want waiting in fd_read", desc)
 			}
-			img, _ := image.Decode(bytes.NewReader(enc))
-			var st wasi.State
-			st.UnmarshalBinary(img.WASI)
-			ctx := context.Background()
-			r := newTestRuntime(t, eng)
-			prog, err := Load(ctx, r, wasm, true)
-			if err != nil {
-				t.Fatal(err)
-			}
-			sys, err := wasi.Restore(&st, wasi.RestoreOptions{Stdio: wasi.Stdio{Stdin: pr, Stdout: &out, Stderr: &out}})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer sys.Close()
-			p2, err := Resume(ctx, r, prog, img, sys)
-			if err != nil {
-				t.Fatal(err)
-			}
-			done2 := make(chan error, 1)
-			go func() {
-				_, err := p2.Run(ctx)
-				done2 <- err
-			}()
+			p2, done2 := resumeStart(t, eng, wasm, enc, wasi.Stdio{Stdin: pr, Stdout: &out, Stderr: &out})
 			pw.WriteString("two\n")
 			pw.Close()
 			waitFor(t, &out, "got two\n")
 			time.Sleep(50 * time.Millisecond) // into the long sleep
 			enc2, desc2 := freezeStop(t, p2, done2)
-			p2.Close(ctx)
 			if !strings.Contains(desc2, "poll_oneoff") {
 				t.Errorf("frozen %s, want waiting in poll_oneoff", desc2)
 			}
@@ -424,7 +368,7 @@ int main(int argc, char **argv) {
 			time.Sleep(100 * time.Millisecond)
 			enc, desc := freezeStop(t, p, done)
 			t.Logf("%s", desc)
-			img, _ := image.Decode(bytes.NewReader(enc))
+			img, _ := decodeImage(t, enc)
 			if c.eng == EngineCompiler {
 				g, _ := decodeAsyncGuest(img.Guest)
 				if len(g.Stack) <= len(img.Memory) {
@@ -511,7 +455,7 @@ func TestAsyncifyTables(t *testing.T) {
 	p, done := startWith(t, EngineCompiler, wasm, nil, &out)
 	time.Sleep(30 * time.Millisecond)
 	enc, _ := freezeStop(t, p, done)
-	img, _ := image.Decode(bytes.NewReader(enc))
+	img, _ := decodeImage(t, enc)
 	if len(img.Tables) != 1 || len(img.Tables[0].Elems) != 5 {
 		t.Fatalf("captured tables %+v, want one of 5 slots", img.Tables)
 	}

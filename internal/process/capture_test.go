@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -61,36 +62,42 @@ func main() {
 }
 `
 
-var (
-	guestOnce sync.Once
-	guestWasm []byte
-	guestErr  error
-)
+// builtGuests holds the guests built in this test binary, by key.
+var builtGuests sync.Map // key -> func() ([]byte, error)
 
-func workersGuest(t *testing.T) []byte {
+// builtOnce returns the module build makes in a temporary directory, built
+// once per key in this test binary: guests take seconds to build.
+func builtOnce(t *testing.T, key string, build func(dir string) ([]byte, error)) []byte {
 	t.Helper()
-	guestOnce.Do(func() {
+	f, _ := builtGuests.LoadOrStore(key, sync.OnceValues(func() ([]byte, error) {
 		dir, err := os.MkdirTemp("", "tern-process-test")
 		if err != nil {
-			guestErr = err
-			return
+			return nil, err
 		}
 		defer os.RemoveAll(dir)
+		return build(dir)
+	}))
+	wasm, err := f.(func() ([]byte, error))()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return wasm
+}
+
+// workersGuest is workersSrc built for wasip1.
+func workersGuest(t *testing.T) []byte {
+	t.Helper()
+	return builtOnce(t, workersSrc, func(dir string) ([]byte, error) {
 		os.WriteFile(filepath.Join(dir, "main.go"), []byte(workersSrc), 0o644)
 		os.WriteFile(filepath.Join(dir, "go.mod"), []byte("module guest\ngo 1.21\n"), 0o644)
 		cmd := exec.Command("go", "build", "-trimpath", "-o", "g.wasm", ".")
 		cmd.Dir = dir
 		cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm")
 		if out, err := cmd.CombinedOutput(); err != nil {
-			guestErr = errors.New(string(out))
-			return
+			return nil, fmt.Errorf("build guest: %v\n%s", err, out)
 		}
-		guestWasm, guestErr = os.ReadFile(filepath.Join(dir, "g.wasm"))
+		return os.ReadFile(filepath.Join(dir, "g.wasm"))
 	})
-	if guestErr != nil {
-		t.Fatalf("build guest: %v", guestErr)
-	}
-	return guestWasm
 }
 
 type lockedBuffer struct {
@@ -193,59 +200,24 @@ func TestFreezeStopResume(t *testing.T) {
 	var out lockedBuffer
 	p, done := start(t, wasm, &out)
 	time.Sleep(20 * time.Millisecond)
-	fz, err := p.Freeze(ctx, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var enc bytes.Buffer
-	if err := image.Encode(&enc, fz.Image); err != nil {
-		t.Fatal(err)
-	}
-	fz.Stop()
-	if err := <-done; !errors.Is(err, ErrFrozen) {
-		t.Fatalf("Run after Stop: %v", err)
-	}
-
-	img, err := image.Decode(&enc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var st wasi.State
-	if err := st.UnmarshalBinary(img.WASI); err != nil {
-		t.Fatal(err)
-	}
-	r2 := newTestRuntime(t, EngineInterpreter)
-	prog2, err := Load(ctx, r2, wasm, true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sys, err := wasi.Restore(&st, wasi.RestoreOptions{Stdio: wasi.Stdio{Stdout: &out, Stderr: &out}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sys.Close()
-	p2, err := Resume(ctx, r2, prog2, img, sys)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p2.Close(ctx)
-	if code, err := p2.Run(ctx); err != nil || code != 0 {
-		t.Fatalf("resumed run: %d, %v", code, err)
-	}
+	enc, _ := freezeStop(t, p, done)
+	resumeImage(t, EngineInterpreter, wasm, enc, &out)
 	if out.String() != ref {
 		t.Fatalf("resumed output differs:\n%s\nwant:\n%s", out.String(), ref)
 	}
 
 	// The same image does not resume under another module.
+	img, st := decodeImage(t, enc)
 	other := append([]byte(nil), wasm...)
 	other = append(other, 0, 3, 1, 'x', 0) // an extra custom section "x"
-	prog3, err := Load(ctx, r2, other, true)
+	r := newTestRuntime(t, EngineInterpreter)
+	prog, err := Load(ctx, r, other, true)
 	if err != nil {
 		t.Fatal(err)
 	}
-	sys3, _ := wasi.Restore(&st, wasi.RestoreOptions{})
-	defer sys3.Close()
-	if _, err := Resume(ctx, r2, prog3, img, sys3); !errors.Is(err, ErrImageMismatch) {
+	sys, _ := wasi.Restore(st, wasi.RestoreOptions{})
+	defer sys.Close()
+	if _, err := Resume(ctx, r, prog, img, sys); !errors.Is(err, ErrImageMismatch) {
 		t.Errorf("resume under another module: %v", err)
 	}
 }
