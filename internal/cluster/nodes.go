@@ -108,26 +108,24 @@ func (ns *Nodes) Heartbeat(ctx context.Context, n Node) error {
 
 // List returns the live nodes.
 func (ns *Nodes) List(ctx context.Context) ([]Node, error) {
-	lister, err := ns.kv.ListKeys(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("list nodes: %w", err)
-	}
 	var out []Node
-	for key := range lister.Keys() {
+	err := eachKey(ctx, ns.kv, func(key string) error {
 		e, err := ns.kv.Get(ctx, key)
 		if errors.Is(err, jetstream.ErrKeyNotFound) {
-			continue
+			return nil // aged out meanwhile
 		}
 		if err != nil {
-			lister.Stop()
-			return nil, fmt.Errorf("read node %s: %w", key, err)
+			return fmt.Errorf("read node %s: %w", key, err)
 		}
 		var n Node
 		if err := json.Unmarshal(e.Value(), &n); err != nil || n.Name != key {
-			lister.Stop()
-			return nil, fmt.Errorf("node %s: malformed record", key)
+			return fmt.Errorf("node %s: malformed record", key)
 		}
 		out = append(out, n)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list nodes: %w", err)
 	}
 	return out, nil
 }

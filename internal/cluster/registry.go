@@ -194,21 +194,35 @@ func (r *Registry) Delete(ctx context.Context, old Versioned) error {
 
 // List returns every registered process.
 func (r *Registry) List(ctx context.Context) ([]Versioned, error) {
-	lister, err := r.kv.ListKeys(ctx)
+	var out []Versioned
+	err := eachKey(ctx, r.kv, func(key string) error {
+		v, err := r.Get(ctx, key)
+		if errors.Is(err, ErrNotFound) {
+			return nil // deleted meanwhile
+		}
+		if err != nil {
+			return err
+		}
+		out = append(out, v)
+		return nil
+	})
 	if err != nil {
 		return nil, fmt.Errorf("list processes: %w", err)
 	}
-	var out []Versioned
-	for key := range lister.Keys() {
-		v, err := r.Get(ctx, key)
-		if errors.Is(err, ErrNotFound) {
-			continue // deleted meanwhile
-		}
-		if err != nil {
-			lister.Stop()
-			return nil, err
-		}
-		out = append(out, v)
-	}
 	return out, nil
+}
+
+// eachKey calls fn with every key of kv until fn fails.
+func eachKey(ctx context.Context, kv jetstream.KeyValue, fn func(string) error) error {
+	lister, err := kv.ListKeys(ctx)
+	if err != nil {
+		return err
+	}
+	defer lister.Stop()
+	for key := range lister.Keys() {
+		if err := fn(key); err != nil {
+			return err
+		}
+	}
+	return nil
 }
