@@ -27,6 +27,18 @@ type freezeFlags struct {
 	after      time.Duration
 	timeout    time.Duration
 	embed      bool
+	// sigs receives SIGINT and SIGTERM from catchSignals on, so that one
+	// that comes while the module still loads freezes it once it runs
+	// instead of killing it.
+	sigs chan os.Signal
+}
+
+// catchSignals starts catching SIGINT and SIGTERM for the freeze, once.
+func (f *freezeFlags) catchSignals() {
+	if f.sigs == nil {
+		f.sigs = make(chan os.Signal, 1)
+		signal.Notify(f.sigs, os.Interrupt, syscall.SIGTERM)
+	}
 }
 
 func (f *freezeFlags) register(cmd *cobra.Command) {
@@ -77,8 +89,8 @@ func supervise(ctx context.Context, p *process.Process, prog *process.Program, f
 	var trigger <-chan time.Time
 	var sigs chan os.Signal
 	if f.checkpoint != "" {
-		sigs = make(chan os.Signal, 1)
-		signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+		f.catchSignals()
+		sigs = f.sigs
 		defer signal.Stop(sigs)
 		if f.after > 0 {
 			t := time.NewTimer(f.after)

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"os/signal"
 	"path/filepath"
 
 	"github.com/spf13/cobra"
@@ -64,6 +65,10 @@ func resumeImage(ctx context.Context, f resumeFlags, path string) error {
 	}
 	if err := f.freeze.check(); err != nil {
 		return err
+	}
+	if f.freeze.checkpoint != "" {
+		f.freeze.catchSignals()
+		defer signal.Stop(f.freeze.sigs)
 	}
 	hostDirs := map[string]string{}
 	for _, d := range f.dirs {

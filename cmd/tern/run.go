@@ -2,9 +2,11 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -22,6 +24,9 @@ type runFlags struct {
 	seed     uint64
 	cacheDir string
 	freeze   freezeFlags
+	on       string // through the agent, on this node or "auto"
+	attach   bool
+	data     string
 }
 
 func newRunCommand() *cobra.Command {
@@ -41,6 +46,17 @@ With --checkpoint FILE the process can be frozen: on SIGINT or SIGTERM, or after
 			if cmd.Flags().Changed("seed") {
 				seed = &f.seed
 			}
+			if f.on != "" {
+				for _, fl := range []string{"dir", "seed", "checkpoint", "freeze-after", "engine", "cache-dir"} {
+					if cmd.Flags().Changed(fl) {
+						return fmt.Errorf("--%s: %w", fl, errAgentFlags)
+					}
+				}
+				return runOnAgent(cmd.Context(), f.data, f.on, f.attach, f.env, args[0], args[1:])
+			}
+			if f.attach {
+				return errors.New("-a attaches to a process run through the agent: use it with --on")
+			}
 			return runModule(cmd.Context(), f, seed, args[0], args[1:])
 		},
 	}
@@ -50,6 +66,9 @@ With --checkpoint FILE the process can be frozen: on SIGINT or SIGTERM, or after
 	registerEngineFlags(cmd, &f.engine, &f.cacheDir)
 	cmd.Flags().Uint64Var(&f.seed, "seed", 0, "seed the guest's random source, making the run deterministic")
 	f.freeze.register(cmd)
+	cmd.Flags().StringVar(&f.on, "on", "", "run through the agent, on node `NODE` (or auto), detached: print the process id")
+	cmd.Flags().BoolVarP(&f.attach, "attach", "a", false, "with --on: stay attached, printing the output, and exit with the process's code")
+	dataFlag(cmd, &f.data)
 	return cmd
 }
 
@@ -110,6 +129,10 @@ func runModule(ctx context.Context, f runFlags, seed *uint64, path string, args 
 	}
 	if err := f.freeze.check(); err != nil {
 		return err
+	}
+	if f.freeze.checkpoint != "" {
+		f.freeze.catchSignals()
+		defer signal.Stop(f.freeze.sigs)
 	}
 	wasm, err := os.ReadFile(path)
 	if err != nil {

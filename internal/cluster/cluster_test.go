@@ -185,6 +185,9 @@ func TestOutputFollow(t *testing.T) {
 		defer fcancel()
 		var o, e bytes.Buffer
 		err := out.Follow(fctx, "p1", from, epoch, func(c Chunk) error {
+			if c.Stale {
+				return nil
+			}
 			chunks = append(chunks, c)
 			if c.Stream == "stderr" {
 				e.Write(c.Data)
@@ -204,6 +207,12 @@ func TestOutputFollow(t *testing.T) {
 	stdout, stderr, chunks := follow(1, 0)
 	if want := "one\ntwo\n" + string(big); stdout != want || stderr != "err\n" {
 		t.Fatalf("followed stdout %d bytes, stderr %q; want %d bytes (stale and other processes' output dropped) and %q", len(stdout), stderr, len(want), "err\n")
+	}
+	if last, err := out.Last(ctx, "p1"); err != nil || last != chunks[len(chunks)-1].Seq {
+		t.Fatalf("last output of p1: %d, %v; want %d", last, err, chunks[len(chunks)-1].Seq)
+	}
+	if last, err := out.Last(ctx, "p3"); err != nil || last != 0 {
+		t.Fatalf("last output of a silent process: %d, %v; want 0", last, err)
 	}
 	// Following on from a sequence continues where a follower stopped.
 	last := chunks[2] // "two\n", the new owner's first

@@ -89,17 +89,22 @@ func (w *OutputWriter) Write(p []byte) (int, error) {
 
 // Chunk is one piece of a process's output.
 type Chunk struct {
-	Seq    uint64 // the stream's sequence number: follow from Seq+1 to go on
-	Stream string // "stdout" or "stderr"
-	Epoch  uint64
-	Data   []byte
+	Seq    uint64 `json:"seq"`    // the stream's sequence number: follow from Seq+1 to go on
+	Stream string `json:"stream"` // "stdout" or "stderr"
+	Epoch  uint64 `json:"epoch"`
+	Data   []byte `json:"data,omitempty"`
+	// Stale marks what an owner wrote after a newer owner's first write:
+	// not the process's output (once it moved, the old owner's writes
+	// are void), passed on only so that a follower knows where it is.
+	Stale bool `json:"stale,omitempty"`
 }
 
 // Follow calls fn with the process's output from sequence from (1: the
 // beginning) in order, until ctx ends or fn returns an error. Output an
-// owner wrote after a newer owner's first write is dropped: once the
-// process moved, what the old owner still sends is stale. A follower that
-// goes on from where it stopped passes the last chunk's Seq+1 and Epoch.
+// owner wrote after a newer owner's first write comes marked Stale: once
+// the process moved, what the old owner still sends is void. A follower
+// that goes on from where it stopped passes the last chunk's Seq+1 and
+// the highest Epoch it saw.
 func (o *Output) Follow(ctx context.Context, id string, from, epoch uint64, fn func(Chunk) error) error {
 	if !idPattern.MatchString(id) {
 		return fmt.Errorf("%w: %q", ErrBadID, id)
@@ -132,12 +137,34 @@ func (o *Output) Follow(ctx context.Context, id string, from, epoch uint64, fn f
 		if err != nil {
 			return fmt.Errorf("follow %s: message %d has no epoch", id, meta.Sequence.Stream)
 		}
-		if e < epoch {
-			continue
-		}
-		epoch = e
-		if err := fn(Chunk{Seq: meta.Sequence.Stream, Stream: msg.Subject()[prefix:], Epoch: e, Data: msg.Data()}); err != nil {
+		c := Chunk{Seq: meta.Sequence.Stream, Stream: msg.Subject()[prefix:], Epoch: e, Data: msg.Data(), Stale: e < epoch}
+		epoch = max(epoch, e)
+		if err := fn(c); err != nil {
 			return err
 		}
 	}
+}
+
+// Last returns the sequence number of the process's last output so far
+// (0: none).
+func (o *Output) Last(ctx context.Context, id string) (uint64, error) {
+	if !idPattern.MatchString(id) {
+		return 0, fmt.Errorf("%w: %q", ErrBadID, id)
+	}
+	st, err := o.js.Stream(ctx, outputStream)
+	if err != nil {
+		return 0, fmt.Errorf("output of %s: %w", id, err)
+	}
+	var last uint64
+	for _, s := range []string{"stdout", "stderr"} {
+		m, err := st.GetLastMsgForSubject(ctx, outputSubject+"."+id+"."+s)
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			continue
+		}
+		if err != nil {
+			return 0, fmt.Errorf("output of %s: %w", id, err)
+		}
+		last = max(last, m.Sequence)
+	}
+	return last, nil
 }

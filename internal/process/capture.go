@@ -474,7 +474,21 @@ func (p *Process) Freeze(ctx context.Context, timeout time.Duration) (*Frozen, e
 	}
 	start := time.Now()
 	req := &freezeReq{result: make(chan freezeResult, 1), decision: make(chan bool, 1)}
+	// A freeze asked for before Run has begun (a signal while the module
+	// loads) waits for it, within the timeout.
 	p.mu.Lock()
+	for !p.running && !p.ended {
+		p.mu.Unlock()
+		if time.Since(start) > timeout {
+			return nil, fmt.Errorf("%w: the process did not start within %v", ErrFreezeTimeout, timeout)
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(time.Millisecond):
+		}
+		p.mu.Lock()
+	}
 	switch {
 	case !p.running:
 		p.mu.Unlock()

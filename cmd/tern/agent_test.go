@@ -1,0 +1,203 @@
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/ternhq/tern/internal/cluster"
+)
+
+// startAgent runs `tern agent` on dir (a fresh directory if "") until the
+// test ends, and waits until it answers.
+func startAgent(t *testing.T, name, dir string) (string, func() error) {
+	t.Helper()
+	if dir == "" {
+		dir = t.TempDir()
+	}
+	cmd := exec.Command(ternBin, "agent", "--data", dir, "--name", name, "--log-level", "info")
+	logf, err := os.Create(filepath.Join(t.TempDir(), "agent.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	stopped := false
+	stop := func() error {
+		if stopped {
+			return nil
+		}
+		stopped = true
+		cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case err := <-done:
+			return err
+		case <-time.After(60 * time.Second):
+			cmd.Process.Kill()
+			return <-done
+		}
+	}
+	t.Cleanup(func() {
+		stop()
+		if t.Failed() {
+			b, _ := os.ReadFile(logf.Name())
+			t.Logf("agent log:\n%s", b)
+		}
+	})
+	for start := time.Now(); ; time.Sleep(50 * time.Millisecond) {
+		if r := runTern(t, "", nil, "nodes", "--data", dir); r.code == 0 && strings.Contains(r.stdout, name) {
+			return dir, stop
+		}
+		if time.Since(start) > 60*time.Second {
+			t.Fatal("the agent did not answer within 60s")
+		}
+	}
+}
+
+func psJSON(t *testing.T, dir string) map[string]cluster.Proc {
+	t.Helper()
+	r := runTern(t, "", nil, "ps", "--data", dir, "-o", "json")
+	if r.code != 0 {
+		t.Fatalf("ps: exit %d\n%s", r.code, r.stderr)
+	}
+	var procs []cluster.Proc
+	if err := json.Unmarshal([]byte(r.stdout), &procs); err != nil {
+		t.Fatalf("ps -o json: %v\n%s", err, r.stdout)
+	}
+	m := map[string]cluster.Proc{}
+	for _, p := range procs {
+		m[p.ID] = p
+	}
+	return m
+}
+
+// A process run through the agent prints, attached or followed, exactly
+// what it prints run directly, and ends the same; ps, nodes, logs and kill
+// say what happened; stopping the agent freezes what still runs.
+func TestAgentRunsProcesses(t *testing.T) {
+	local, err := installedGo()
+	if err != nil {
+		t.Fatal(err)
+	}
+	wasm := buildFreezeGuest(t, local, "gcheavy")
+	ref := runTern(t, "", nil, "run", "--cache-dir", cacheDirForTests(t), "--", wasm)
+	if ref.code != 3 {
+		t.Fatalf("direct run: exit %d\n%s", ref.code, ref.stderr)
+	}
+	dir, stop := startAgent(t, "node-a", "")
+
+	nodes := runTern(t, "", nil, "nodes", "--data", dir, "-o", "json")
+	var ns []cluster.Node
+	if err := json.Unmarshal([]byte(nodes.stdout), &ns); err != nil || len(ns) != 1 || ns[0].Name != "node-a" || ns[0].Engine == "" {
+		t.Fatalf("nodes -o json: %v\n%s", err, nodes.stdout)
+	}
+
+	// Attached: the output and the exit code are the direct run's.
+	att := runTern(t, "", nil, "run", "--on", "auto", "--data", dir, "-a", "--", wasm)
+	if att.code != 3 || att.stdout != ref.stdout || att.stderr != ref.stderr {
+		t.Fatalf("attached run: exit %d, stdout equal %v, stderr %q; want exit 3 and the direct run's output (stderr %q)",
+			att.code, att.stdout == ref.stdout, att.stderr, ref.stderr)
+	}
+
+	// Detached on a named node, then followed: the same again.
+	det := runTern(t, "", nil, "run", "--on", "node-a", "--data", dir, "--", wasm)
+	id := strings.TrimSpace(det.stdout)
+	if det.code != 0 || id == "" {
+		t.Fatalf("detached run: exit %d, id %q\n%s", det.code, id, det.stderr)
+	}
+	fol := runTern(t, "", nil, "logs", "-f", "--data", dir, id)
+	if fol.code != 0 || fol.stdout != ref.stdout || fol.stderr != ref.stderr {
+		t.Fatalf("logs -f: exit %d, stdout equal %v, stderr %q", fol.code, fol.stdout == ref.stdout, fol.stderr)
+	}
+	if p := psJSON(t, dir)[id]; p.State != cluster.StateExited || p.ExitCode != 3 || p.Node != "node-a" || p.Epoch != 1 {
+		t.Fatalf("ps after the end: %+v", p)
+	}
+	if again := runTern(t, "", nil, "logs", "--data", dir, id); again.stdout != ref.stdout {
+		t.Fatal("logs of an ended process differ from its output")
+	}
+
+	// A process that would run for long: killed, or frozen with the agent.
+	primes := filepath.Join(t.TempDir(), "primes.wasm")
+	build := exec.Command("go", "build", "-o", primes, "../../examples/primes")
+	build.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("build primes: %v\n%s", err, out)
+	}
+	long := func() string {
+		r := runTern(t, "", nil, "run", "--on", "auto", "--data", dir, "--", primes, "2000000000")
+		if r.code != 0 {
+			t.Fatalf("run: exit %d\n%s", r.code, r.stderr)
+		}
+		return strings.TrimSpace(r.stdout)
+	}
+	victim, keeper := long(), long()
+	k := runTern(t, "", nil, "kill", "--data", dir, "-o", "json", victim)
+	var killed cluster.Proc
+	if err := json.Unmarshal([]byte(k.stdout), &killed); err != nil || killed.State != cluster.StateExited || killed.ExitCode != 137 {
+		t.Fatalf("kill: exit %d, %+v, %v\n%s", k.code, killed, err, k.stderr)
+	}
+	if p := psJSON(t, dir)[keeper]; p.State != cluster.StateRunning {
+		t.Fatalf("the other process: %+v, want running", p)
+	}
+	if err := stop(); err != nil {
+		t.Fatalf("agent stop: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "images", keeper+".img")); err != nil {
+		t.Fatalf("no image of the process running when the agent stopped: %v", err)
+	}
+	if r := runTern(t, "", nil, "ps", "--data", dir); r.code == 0 || !strings.Contains(r.stderr, "no tern agent running") {
+		t.Fatalf("ps with the agent stopped: exit %d, stderr %q", r.code, r.stderr)
+	}
+	// Started again, the agent finds the grid's records as they were.
+	startAgent(t, "node-a", dir)
+	procs := psJSON(t, dir)
+	if p := procs[keeper]; p.State != cluster.StateFrozen {
+		t.Fatalf("after a restart, the process frozen with the agent is %+v", p)
+	}
+	if p := procs[victim]; p.State != cluster.StateExited || p.ExitCode != 137 {
+		t.Fatalf("after a restart, the killed process is %+v", p)
+	}
+	if len(procs) != 4 {
+		t.Fatalf("after a restart, %d processes listed, want 4", len(procs))
+	}
+}
+
+// Bad requests get clear errors and change nothing.
+func TestAgentBadInput(t *testing.T) {
+	dir, _ := startAgent(t, "node-b", "")
+	wasm := filepath.Join(t.TempDir(), "m.wasm")
+	if err := os.WriteFile(wasm, []byte("\x00asm\x01\x00\x00\x00"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"run", "-a", wasm}, "-a attaches"},
+		{[]string{"run", "--on", "nowhere", "--data", dir, wasm}, "no such node"},
+		{[]string{"run", "--on", "auto", "--dir", "/tmp", "--data", dir, wasm}, "--dir: not for a run through the agent"},
+		{[]string{"run", "--on", "auto", "--data", dir, filepath.Join(dir, "missing.wasm")}, "read module"},
+		{[]string{"logs", "--data", dir, "pnothere"}, "no such process"},
+		{[]string{"logs", "--data", dir, "bad id"}, "invalid process id"},
+		{[]string{"kill", "--data", dir, "pnothere"}, "no such process"},
+		{[]string{"ps", "--data", dir, "-o", "yaml"}, "want table or json"},
+		{[]string{"ps", "--data", t.TempDir()}, "no tern agent running"},
+	} {
+		r := runTern(t, "", nil, c.args...)
+		if r.code != exitTernError || !strings.Contains(r.stderr, c.want) {
+			t.Errorf("tern %s: exit %d, stderr %q; want %d and %q", strings.Join(c.args, " "), r.code, r.stderr, exitTernError, c.want)
+		}
+	}
+	if procs := psJSON(t, dir); len(procs) != 0 {
+		t.Fatalf("bad requests registered processes: %+v", procs)
+	}
+}

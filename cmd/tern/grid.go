@@ -1,0 +1,253 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"sort"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/ternhq/tern/internal/agent"
+	"github.com/ternhq/tern/internal/cluster"
+)
+
+// defaultDataDir is where an agent keeps its state unless told otherwise:
+// $TERN_DATA, else $XDG_DATA_HOME/tern, else ~/.local/share/tern.
+func defaultDataDir() string {
+	if d := os.Getenv("TERN_DATA"); d != "" {
+		return d
+	}
+	if d := os.Getenv("XDG_DATA_HOME"); d != "" {
+		return filepath.Join(d, "tern")
+	}
+	if h, err := os.UserHomeDir(); err == nil {
+		return filepath.Join(h, ".local", "share", "tern")
+	}
+	return filepath.Join(os.TempDir(), "tern")
+}
+
+func dataFlag(cmd *cobra.Command, dir *string) {
+	cmd.Flags().StringVar(dir, "data", defaultDataDir(), "the agent's data directory ($TERN_DATA)")
+}
+
+func outputFlag(cmd *cobra.Command, format *string) {
+	cmd.Flags().StringVarP(format, "output", "o", "table", "output format: table or json")
+}
+
+func checkFormat(format string) error {
+	if format != "table" && format != "json" {
+		return fmt.Errorf("-o %q: want table or json", format)
+	}
+	return nil
+}
+
+func printJSON(v any) error {
+	enc := json.NewEncoder(os.Stdout)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+func newAgentCommand() *cobra.Command {
+	var cfg agent.Config
+	cmd := &cobra.Command{
+		Use:   "agent",
+		Short: "Run the agent of this device",
+		Long: `Run the agent: it keeps the grid's state in an embedded NATS server (JetStream) in its data
+directory, runs the processes this device owns, each in an OS process of its own, and sends their
+output into the grid. The CLI talks to it through a socket in the data directory. On SIGINT or
+SIGTERM it freezes its processes into images in the data directory and stops.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			cfg.Logger = slog.Default()
+			return agent.Run(ctx, cfg)
+		},
+	}
+	dataFlag(cmd, &cfg.DataDir)
+	cmd.Flags().StringVar(&cfg.Name, "name", "", "this node's name in the grid (default: the host name)")
+	cmd.Flags().StringVar(&cfg.Engine, "engine", "", "compiler or interpreter for this node's processes (default: compiler where wazero has one)")
+	return cmd
+}
+
+// runOnAgent starts MODULE through the agent; attached, it follows the
+// output to the end and exits with the process's code.
+func runOnAgent(ctx context.Context, dir, on string, attach bool, env []string, path string, args []string) error {
+	c := agent.NewClient(dir)
+	if on != "auto" {
+		nodes, err := c.Nodes(ctx)
+		if err != nil {
+			return err
+		}
+		found := false
+		for _, n := range nodes {
+			found = found || n.Name == on
+		}
+		if !found {
+			return fmt.Errorf("--on %s: no such node in the grid (tern nodes lists them)", on)
+		}
+	}
+	wasm, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("read module: %w", err)
+	}
+	p, err := c.Run(ctx, agent.RunSpec{Module: wasm, Args: args, Env: env})
+	if err != nil {
+		return err
+	}
+	if !attach {
+		fmt.Println(p.ID)
+		return nil
+	}
+	return followToEnd(ctx, c, p.ID)
+}
+
+// followToEnd copies a process's output until it stops running, and
+// returns its exit code as an exitError.
+func followToEnd(ctx context.Context, c *agent.Client, id string) error {
+	if err := c.Logs(ctx, id, 1, 0, true, writeChunk); err != nil {
+		return err
+	}
+	p, err := c.Proc(ctx, id)
+	if err != nil {
+		return err
+	}
+	switch {
+	case p.State == cluster.StateFrozen:
+		fmt.Fprintf(os.Stderr, "tern: %s was frozen\n", id)
+	case p.ExitCode != 0:
+		return exitError{code: max(p.ExitCode, 0) % 256}
+	}
+	return nil
+}
+
+func writeChunk(ch cluster.Chunk) error {
+	w := io.Writer(os.Stdout)
+	if ch.Stream == "stderr" {
+		w = os.Stderr
+	}
+	_, err := w.Write(ch.Data)
+	return err
+}
+
+func newPsCommand() *cobra.Command {
+	var dir, format string
+	cmd := &cobra.Command{
+		Use:   "ps",
+		Short: "List the grid's processes",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := checkFormat(format); err != nil {
+				return err
+			}
+			procs, err := agent.NewClient(dir).Procs(cmd.Context())
+			if err != nil {
+				return err
+			}
+			sort.Slice(procs, func(i, j int) bool { return procs[i].Updated.After(procs[j].Updated) })
+			if format == "json" {
+				return printJSON(procs)
+			}
+			tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "ID\tNODE\tSTATE\tEPOCH\tMODULE\tUPDATED")
+			for _, p := range procs {
+				state := string(p.State)
+				if p.State == cluster.StateExited {
+					state = fmt.Sprintf("exited (%d)", p.ExitCode)
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%.12s\t%s\n", p.ID, p.Node, state, p.Epoch, p.Module, p.Updated.Local().Format(time.DateTime))
+			}
+			return tw.Flush()
+		},
+	}
+	dataFlag(cmd, &dir)
+	outputFlag(cmd, &format)
+	return cmd
+}
+
+func newNodesCommand() *cobra.Command {
+	var dir, format string
+	cmd := &cobra.Command{
+		Use:   "nodes",
+		Short: "List the grid's live nodes",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := checkFormat(format); err != nil {
+				return err
+			}
+			nodes, err := agent.NewClient(dir).Nodes(cmd.Context())
+			if err != nil {
+				return err
+			}
+			sort.Slice(nodes, func(i, j int) bool { return nodes[i].Name < nodes[j].Name })
+			if format == "json" {
+				return printJSON(nodes)
+			}
+			tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "NAME\tOS/ARCH\tENGINE\tSEEN")
+			for _, n := range nodes {
+				fmt.Fprintf(tw, "%s\t%s/%s\t%s\t%s ago\n", n.Name, n.OS, n.Arch, n.Engine, time.Since(n.Seen).Round(time.Second))
+			}
+			return tw.Flush()
+		},
+	}
+	dataFlag(cmd, &dir)
+	outputFlag(cmd, &format)
+	return cmd
+}
+
+func newLogsCommand() *cobra.Command {
+	var dir string
+	var follow bool
+	cmd := &cobra.Command{
+		Use:   "logs [-f] ID",
+		Short: "Print a process's output (stdout and stderr), wherever it runs",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return agent.NewClient(dir).Logs(cmd.Context(), args[0], 1, 0, follow, writeChunk)
+		},
+	}
+	dataFlag(cmd, &dir)
+	cmd.Flags().BoolVarP(&follow, "follow", "f", false, "keep printing until the process stops running")
+	return cmd
+}
+
+func newKillCommand() *cobra.Command {
+	var dir, format string
+	cmd := &cobra.Command{
+		Use:   "kill ID",
+		Short: "End a process",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := checkFormat(format); err != nil {
+				return err
+			}
+			p, err := agent.NewClient(dir).Kill(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			if format == "json" {
+				return printJSON(p)
+			}
+			fmt.Printf("%s %s (%d)\n", p.ID, p.State, p.ExitCode)
+			return nil
+		},
+	}
+	dataFlag(cmd, &dir)
+	outputFlag(cmd, &format)
+	return cmd
+}
+
+// errAgentFlags: flags of a local run that a run through the agent does
+// not take yet (the agent owns engines, caches and checkpoints).
+var errAgentFlags = errors.New("not for a run through the agent (--on)")

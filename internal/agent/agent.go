@@ -1,0 +1,355 @@
+package agent
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/ternhq/tern/internal/cluster"
+)
+
+// Config configures an agent.
+type Config struct {
+	Name    string // the node's name in the grid (default: the host name)
+	DataDir string // NATS store, modules, images, compilation cache, socket
+	// Tern is the tern executable the agent runs processes with
+	// (default: this one).
+	Tern   string
+	Engine string // compiler or interpreter; "" lets tern choose
+	Logger *slog.Logger
+}
+
+// SocketName is the agent's API socket inside its data directory.
+const SocketName = "agent.sock"
+
+// heartbeatTTL is how long a node stays listed after its last heartbeat.
+const heartbeatTTL = 6 * time.Second
+
+// Agent is a running agent.
+type Agent struct {
+	cfg    Config
+	log    *slog.Logger
+	srv    *cluster.Server
+	nc     *nats.Conn
+	reg    *cluster.Registry
+	out    *cluster.Output
+	nodes  *cluster.Nodes
+	mu     sync.Mutex
+	procs  map[string]*child // processes running here
+	wg     sync.WaitGroup
+	closed bool
+}
+
+// child is a process this agent runs.
+type child struct {
+	cmd  *exec.Cmd
+	done chan struct{}
+}
+
+// Run runs an agent until ctx ends. Its processes are frozen into images
+// in the data directory when it stops.
+func Run(ctx context.Context, cfg Config) error {
+	if cfg.DataDir == "" {
+		return errors.New("agent: no data directory")
+	}
+	if cfg.Name == "" {
+		h, err := os.Hostname()
+		if err != nil {
+			return fmt.Errorf("agent: node name: %w", err)
+		}
+		cfg.Name = h
+	}
+	if cfg.Tern == "" {
+		exe, err := os.Executable()
+		if err != nil {
+			return fmt.Errorf("agent: own executable: %w", err)
+		}
+		cfg.Tern = exe
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	for _, d := range []string{"", "modules", "images", "cache"} {
+		if err := os.MkdirAll(filepath.Join(cfg.DataDir, d), 0o700); err != nil {
+			return fmt.Errorf("agent: %w", err)
+		}
+	}
+	a := &Agent{cfg: cfg, log: cfg.Logger, procs: map[string]*child{}}
+	ln, err := a.listen()
+	if err != nil {
+		return err
+	}
+	defer ln.Close()
+	if a.srv, err = cluster.StartServer(cluster.ServerConfig{Name: cfg.Name, DataDir: cfg.DataDir, Logger: cfg.Logger.With("part", "nats")}); err != nil {
+		return err
+	}
+	defer a.srv.Shutdown()
+	if a.nc, err = a.srv.Connect("agent " + cfg.Name); err != nil {
+		return err
+	}
+	defer a.nc.Close()
+	if a.reg, err = cluster.OpenRegistry(ctx, a.nc); err != nil {
+		return err
+	}
+	if a.out, err = cluster.OpenOutput(ctx, a.nc); err != nil {
+		return err
+	}
+	if a.nodes, err = cluster.OpenNodes(ctx, a.nc, heartbeatTTL); err != nil {
+		return err
+	}
+	if err := a.markOrphans(ctx); err != nil {
+		return err
+	}
+
+	hbCtx, stopHB := context.WithCancel(context.Background())
+	hbDone := make(chan error, 1)
+	go func() { hbDone <- a.nodes.Heartbeat(hbCtx, a.node()) }()
+	httpSrv := &http.Server{Handler: a.routes(), ReadHeaderTimeout: 10 * time.Second}
+	served := make(chan error, 1)
+	go func() { served <- httpSrv.Serve(ln) }()
+	a.log.Info("agent running", "node", cfg.Name, "socket", filepath.Join(cfg.DataDir, SocketName))
+
+	select {
+	case <-ctx.Done():
+	case err = <-served:
+		err = fmt.Errorf("agent: API: %w", err)
+	case err = <-hbDone:
+		err = fmt.Errorf("agent: heartbeat: %w", err)
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	httpSrv.Shutdown(sctx)
+	a.stopAll()
+	stopHB()
+	if e := <-hbDone; err == nil && e != nil {
+		err = e
+	}
+	return err
+}
+
+func (a *Agent) node() cluster.Node {
+	engine := a.cfg.Engine
+	if engine == "" {
+		engine = "compiler"
+		if runtime.GOARCH != "amd64" && runtime.GOARCH != "arm64" {
+			engine = "interpreter"
+		}
+	}
+	return cluster.Node{Name: a.cfg.Name, Arch: runtime.GOARCH, OS: runtime.GOOS, Engine: engine}
+}
+
+// listen opens the API socket, refusing to take over one that an agent
+// still answers on.
+func (a *Agent) listen() (net.Listener, error) {
+	path := filepath.Join(a.cfg.DataDir, SocketName)
+	if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
+		c.Close()
+		return nil, fmt.Errorf("agent: another agent already runs on %s", a.cfg.DataDir)
+	}
+	os.Remove(path) // left by an agent that died
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		return nil, fmt.Errorf("agent: %w", err)
+	}
+	if err := os.Chmod(path, 0o600); err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("agent: %w", err)
+	}
+	return ln, nil
+}
+
+// markOrphans records as lost the processes this node owned as running
+// when it last stopped without freezing them (it crashed).
+func (a *Agent) markOrphans(ctx context.Context) error {
+	all, err := a.reg.List(ctx)
+	if err != nil {
+		return err
+	}
+	for _, v := range all {
+		if v.Node != a.cfg.Name || v.State != cluster.StateRunning {
+			continue
+		}
+		p := v.Proc
+		p.State, p.ExitCode = cluster.StateExited, -1
+		if _, err := a.reg.Update(ctx, v, p); err != nil && !errors.Is(err, cluster.ErrConflict) {
+			return err
+		}
+		a.log.Warn("process lost with the agent's last run", "id", p.ID)
+	}
+	return nil
+}
+
+// RunSpec is what to run.
+type RunSpec struct {
+	Module []byte   `json:"module"`
+	Args   []string `json:"args,omitempty"` // after the module
+	Env    []string `json:"env,omitempty"`
+}
+
+// start registers and starts a process.
+func (a *Agent) start(ctx context.Context, spec RunSpec) (cluster.Versioned, error) {
+	if len(spec.Module) == 0 {
+		return cluster.Versioned{}, errors.New("run: empty module")
+	}
+	sum := sha256.Sum256(spec.Module)
+	hash := hex.EncodeToString(sum[:])
+	modPath := filepath.Join(a.cfg.DataDir, "modules", hash+".wasm")
+	if _, err := os.Stat(modPath); err != nil {
+		if err := writeAtomic(modPath, spec.Module); err != nil {
+			return cluster.Versioned{}, fmt.Errorf("run: store module: %w", err)
+		}
+	}
+	var idb [6]byte
+	rand.Read(idb[:])
+	id := "p" + hex.EncodeToString(idb[:])
+	v, err := a.reg.Create(ctx, cluster.Proc{ID: id, Node: a.cfg.Name, Epoch: 1, State: cluster.StateRunning, Module: hash, Args: spec.Args})
+	if err != nil {
+		return cluster.Versioned{}, err
+	}
+	args := []string{"run", "--cache-dir", filepath.Join(a.cfg.DataDir, "cache"),
+		"--checkpoint", a.imagePath(id), "--embed-module=false"}
+	if a.cfg.Engine != "" {
+		args = append(args, "--engine", a.cfg.Engine)
+	}
+	for _, e := range spec.Env {
+		args = append(args, "--env", e)
+	}
+	args = append(append(args, "--", modPath), spec.Args...)
+	cmd := exec.Command(a.cfg.Tern, args...)
+	// Its own process group: a terminal's ^C to the agent is not the
+	// process's, which the agent freezes itself.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	stdout, err := a.out.Writer(context.Background(), id, v.Epoch, "stdout")
+	if err != nil {
+		return cluster.Versioned{}, err
+	}
+	stderr, err := a.out.Writer(context.Background(), id, v.Epoch, "stderr")
+	if err != nil {
+		return cluster.Versioned{}, err
+	}
+	cmd.Stdout, cmd.Stderr = stdout, stderr
+	c := &child{cmd: cmd, done: make(chan struct{})}
+	a.mu.Lock()
+	if a.closed {
+		a.mu.Unlock()
+		a.finish(v, -1)
+		return cluster.Versioned{}, errors.New("run: the agent is stopping")
+	}
+	if err := cmd.Start(); err != nil {
+		a.mu.Unlock()
+		a.finish(v, -1)
+		return cluster.Versioned{}, fmt.Errorf("run: start %s: %w", a.cfg.Tern, err)
+	}
+	a.procs[id] = c
+	a.wg.Add(1)
+	a.mu.Unlock()
+	go a.supervise(v, c)
+	a.log.Info("process started", "id", id, "module", hash[:12])
+	return v, nil
+}
+
+func (a *Agent) imagePath(id string) string {
+	return filepath.Join(a.cfg.DataDir, "images", id+".img")
+}
+
+// supervise waits for a child and records how it ended.
+func (a *Agent) supervise(v cluster.Versioned, c *child) {
+	defer a.wg.Done()
+	err := c.cmd.Wait()
+	code := 0
+	var exit *exec.ExitError
+	switch {
+	case errors.As(err, &exit):
+		code = exit.ExitCode()
+		if ws, ok := exit.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+			code = 128 + int(ws.Signal())
+		}
+	case err != nil:
+		code = -1
+	}
+	a.finish(v, code)
+	a.mu.Lock()
+	delete(a.procs, v.ID)
+	a.mu.Unlock()
+	close(c.done) // after the record says how it ended: kill reads it next
+}
+
+// finish records a process's end: frozen if it left an image (it was
+// frozen by a signal), exited otherwise.
+func (a *Agent) finish(v cluster.Versioned, code int) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	p := v.Proc
+	p.State, p.ExitCode = cluster.StateExited, code
+	if _, err := os.Stat(a.imagePath(p.ID)); err == nil && code == 0 {
+		p.State = cluster.StateFrozen
+	}
+	if _, err := a.reg.Update(ctx, v, p); err != nil {
+		a.log.Error("record process end", "id", p.ID, "err", err)
+		return
+	}
+	a.log.Info("process ended", "id", p.ID, "state", p.State, "code", code)
+}
+
+// kill ends a process running here.
+func (a *Agent) kill(id string) error {
+	a.mu.Lock()
+	c, ok := a.procs[id]
+	a.mu.Unlock()
+	if !ok {
+		return fmt.Errorf("%w: %s does not run on %s", cluster.ErrNotFound, id, a.cfg.Name)
+	}
+	if err := c.cmd.Process.Kill(); err != nil && !errors.Is(err, os.ErrProcessDone) {
+		return fmt.Errorf("kill %s: %w", id, err)
+	}
+	<-c.done
+	return nil
+}
+
+// stopAll freezes every process into its image (tern run --checkpoint
+// does so on SIGTERM) and waits for them.
+func (a *Agent) stopAll() {
+	a.mu.Lock()
+	a.closed = true
+	for id, c := range a.procs {
+		if err := c.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+			a.log.Warn("freeze on stop", "id", id, "err", err)
+		}
+	}
+	a.mu.Unlock()
+	a.wg.Wait()
+}
+
+func writeAtomic(path string, b []byte) error {
+	f, err := os.CreateTemp(filepath.Dir(path), ".tmp-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(f.Name())
+	if _, err := f.Write(b); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return os.Rename(f.Name(), path)
+}
+
+var _ io.Writer = (*cluster.OutputWriter)(nil)

@@ -1,0 +1,377 @@
+package agent
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/ternhq/tern/internal/cluster"
+)
+
+// maxModule bounds a module sent to the agent.
+const maxModule = 1 << 30
+
+// The API: JSON over HTTP on the agent's Unix socket.
+//
+//	POST /v1/procs               RunSpec -> cluster.Proc
+//	GET  /v1/procs               -> []cluster.Proc
+//	GET  /v1/procs/{id}          -> cluster.Proc
+//	POST /v1/procs/{id}/kill     -> cluster.Proc (as it ended)
+//	GET  /v1/procs/{id}/logs?from=SEQ&epoch=E&follow=1
+//	                             -> cluster.Chunk per line, until the end
+//	                                of the output (follow: until the
+//	                                process ended and its output is out)
+//	GET  /v1/nodes               -> []cluster.Node
+func (a *Agent) routes() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /v1/procs", func(w http.ResponseWriter, r *http.Request) {
+		var spec RunSpec
+		if err := json.NewDecoder(io.LimitReader(r.Body, maxModule*2)).Decode(&spec); err != nil {
+			httpError(w, fmt.Errorf("run: %w", err), http.StatusBadRequest)
+			return
+		}
+		v, err := a.start(r.Context(), spec)
+		if err != nil {
+			httpError(w, err, 0)
+			return
+		}
+		writeJSON(w, v.Proc)
+	})
+	mux.HandleFunc("GET /v1/procs", func(w http.ResponseWriter, r *http.Request) {
+		all, err := a.reg.List(r.Context())
+		if err != nil {
+			httpError(w, err, 0)
+			return
+		}
+		procs := make([]cluster.Proc, 0, len(all))
+		for _, v := range all {
+			procs = append(procs, v.Proc)
+		}
+		writeJSON(w, procs)
+	})
+	mux.HandleFunc("GET /v1/procs/{id}", func(w http.ResponseWriter, r *http.Request) {
+		v, err := a.reg.Get(r.Context(), r.PathValue("id"))
+		if err != nil {
+			httpError(w, err, 0)
+			return
+		}
+		writeJSON(w, v.Proc)
+	})
+	mux.HandleFunc("POST /v1/procs/{id}/kill", func(w http.ResponseWriter, r *http.Request) {
+		id := r.PathValue("id")
+		if err := a.kill(id); err != nil {
+			httpError(w, err, 0)
+			return
+		}
+		v, err := a.reg.Get(r.Context(), id)
+		if err != nil {
+			httpError(w, err, 0)
+			return
+		}
+		writeJSON(w, v.Proc)
+	})
+	mux.HandleFunc("GET /v1/procs/{id}/logs", a.logs)
+	mux.HandleFunc("GET /v1/nodes", func(w http.ResponseWriter, r *http.Request) {
+		nodes, err := a.nodes.List(r.Context())
+		if err != nil {
+			httpError(w, err, 0)
+			return
+		}
+		writeJSON(w, nodes)
+	})
+	return mux
+}
+
+// logs streams a process's output as JSON lines.
+func (a *Agent) logs(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	q := r.URL.Query()
+	from, epoch := uint64(1), uint64(0)
+	var err error
+	if s := q.Get("from"); s != "" {
+		if from, err = strconv.ParseUint(s, 10, 64); err != nil || from == 0 {
+			httpError(w, fmt.Errorf("logs: from %q: want a sequence number from 1", s), http.StatusBadRequest)
+			return
+		}
+	}
+	if s := q.Get("epoch"); s != "" {
+		if epoch, err = strconv.ParseUint(s, 10, 64); err != nil {
+			httpError(w, fmt.Errorf("logs: epoch %q: %w", s, err), http.StatusBadRequest)
+			return
+		}
+	}
+	follow := q.Get("follow") == "1"
+	if _, err := a.reg.Get(r.Context(), id); err != nil {
+		httpError(w, err, 0)
+		return
+	}
+	ctx, cancel := context.WithCancel(r.Context())
+	defer cancel()
+	// The end: the last message the process has when the request comes,
+	// or, when following, when it has stopped running.
+	end := make(chan uint64, 1)
+	go func() {
+		for {
+			v, err := a.reg.Get(ctx, id)
+			if err != nil {
+				cancel()
+				return
+			}
+			if !follow || v.State != cluster.StateRunning {
+				last, err := a.out.Last(ctx, id)
+				if err != nil {
+					cancel()
+					return
+				}
+				end <- last
+				return
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(100 * time.Millisecond):
+			}
+		}
+	}()
+	w.Header().Set("Content-Type", "application/x-ndjson")
+	w.WriteHeader(http.StatusOK)
+	flusher, _ := w.(http.Flusher)
+	enc := json.NewEncoder(w)
+	var seen uint64
+	last := uint64(0)
+	done := false
+	check := func() {
+		if !done {
+			select {
+			case last = <-end:
+				done = true
+			default:
+			}
+		}
+		if done && seen >= last {
+			cancel()
+		}
+	}
+	chunks := make(chan cluster.Chunk)
+	go func() {
+		a.out.Follow(ctx, id, from, epoch, func(c cluster.Chunk) error {
+			select {
+			case chunks <- c:
+				return nil
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		})
+	}()
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		check()
+		select {
+		case <-ctx.Done():
+			return
+		case c := <-chunks:
+			seen = c.Seq
+			if c.Stale {
+				continue
+			}
+			if enc.Encode(c) != nil {
+				return
+			}
+			if flusher != nil {
+				flusher.Flush()
+			}
+		case <-tick.C:
+		}
+	}
+}
+
+func writeJSON(w http.ResponseWriter, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	json.NewEncoder(w).Encode(v)
+}
+
+// apiError is an error as the API sends it.
+type apiError struct {
+	Error string `json:"error"`
+	Kind  string `json:"kind,omitempty"` // which sentinel it wraps
+}
+
+var sentinels = map[string]error{
+	"not-found": cluster.ErrNotFound,
+	"exists":    cluster.ErrExists,
+	"conflict":  cluster.ErrConflict,
+	"bad-id":    cluster.ErrBadID,
+}
+
+func httpError(w http.ResponseWriter, err error, status int) {
+	e := apiError{Error: err.Error()}
+	for k, s := range sentinels {
+		if errors.Is(err, s) {
+			e.Kind = k
+		}
+	}
+	if status == 0 {
+		switch e.Kind {
+		case "not-found":
+			status = http.StatusNotFound
+		case "bad-id":
+			status = http.StatusBadRequest
+		case "exists", "conflict":
+			status = http.StatusConflict
+		default:
+			status = http.StatusInternalServerError
+		}
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(e)
+}
+
+// ErrNoAgent: no agent answers on the data directory's socket.
+var ErrNoAgent = errors.New("no tern agent running")
+
+// Client talks to the agent of a data directory.
+type Client struct {
+	dir string
+	hc  *http.Client
+}
+
+// NewClient returns a client for the agent whose data directory is dir.
+func NewClient(dir string) *Client {
+	sock := filepath.Join(dir, SocketName)
+	return &Client{dir: dir, hc: &http.Client{Transport: &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			var d net.Dialer
+			c, err := d.DialContext(ctx, "unix", sock)
+			if err != nil {
+				return nil, fmt.Errorf("%w on %s (start one with `tern agent --data %s`): %w", ErrNoAgent, dir, dir, err)
+			}
+			return c, nil
+		},
+	}}}
+}
+
+func (c *Client) do(ctx context.Context, method, path string, body, out any) error {
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return err
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, "http://agent"+path, rd)
+	if err != nil {
+		return err
+	}
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			return ue.Err
+		}
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return decodeAPIError(resp)
+	}
+	return json.NewDecoder(resp.Body).Decode(out)
+}
+
+func decodeAPIError(resp *http.Response) error {
+	var e apiError
+	if err := json.NewDecoder(resp.Body).Decode(&e); err != nil || e.Error == "" {
+		return fmt.Errorf("agent: %s", resp.Status)
+	}
+	return remoteError{msg: e.Error, kind: sentinels[e.Kind]}
+}
+
+// remoteError is an error the agent reported, matching (errors.Is) the
+// sentinel it wrapped there.
+type remoteError struct {
+	msg  string
+	kind error
+}
+
+func (e remoteError) Error() string { return e.msg }
+func (e remoteError) Unwrap() error { return e.kind }
+
+// Run starts a process.
+func (c *Client) Run(ctx context.Context, spec RunSpec) (cluster.Proc, error) {
+	var p cluster.Proc
+	return p, c.do(ctx, http.MethodPost, "/v1/procs", spec, &p)
+}
+
+// Procs lists the grid's processes.
+func (c *Client) Procs(ctx context.Context) ([]cluster.Proc, error) {
+	var ps []cluster.Proc
+	return ps, c.do(ctx, http.MethodGet, "/v1/procs", nil, &ps)
+}
+
+// Proc reads one process's record.
+func (c *Client) Proc(ctx context.Context, id string) (cluster.Proc, error) {
+	var p cluster.Proc
+	return p, c.do(ctx, http.MethodGet, "/v1/procs/"+url.PathEscape(id), nil, &p)
+}
+
+// Kill ends a process and returns its final record.
+func (c *Client) Kill(ctx context.Context, id string) (cluster.Proc, error) {
+	var p cluster.Proc
+	return p, c.do(ctx, http.MethodPost, "/v1/procs/"+url.PathEscape(id)+"/kill", nil, &p)
+}
+
+// Nodes lists the grid's live nodes.
+func (c *Client) Nodes(ctx context.Context) ([]cluster.Node, error) {
+	var ns []cluster.Node
+	return ns, c.do(ctx, http.MethodGet, "/v1/nodes", nil, &ns)
+}
+
+// Logs calls fn with a process's output from sequence from (at epoch),
+// until the output's end (follow: until the process stopped running and
+// all its output is out).
+func (c *Client) Logs(ctx context.Context, id string, from, epoch uint64, follow bool, fn func(cluster.Chunk) error) error {
+	q := url.Values{"from": {strconv.FormatUint(max(from, 1), 10)}, "epoch": {strconv.FormatUint(epoch, 10)}}
+	if follow {
+		q.Set("follow", "1")
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://agent/v1/procs/"+url.PathEscape(id)+"/logs?"+q.Encode(), nil)
+	if err != nil {
+		return err
+	}
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			return ue.Err
+		}
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return decodeAPIError(resp)
+	}
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 64<<10), 4<<20)
+	for sc.Scan() {
+		var ch cluster.Chunk
+		if err := json.Unmarshal(sc.Bytes(), &ch); err != nil {
+			return fmt.Errorf("logs %s: %w", id, err)
+		}
+		if err := fn(ch); err != nil {
+			return err
+		}
+	}
+	return sc.Err()
+}
