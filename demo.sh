@@ -2,7 +2,9 @@
 # tern's demo: build tern and two Go programs for WASI. The first runs under
 # tern with a preopened folder, environment and stdin. The second is frozen
 # mid-run into an image, inspected, and resumed in a new tern process, on
-# the interpreter engine, carrying on where it stopped.
+# the interpreter engine, carrying on where it stopped. Then a tern agent
+# (embedded NATS in a temporary directory) runs it as a grid process whose
+# output is followed from the grid.
 set -euo pipefail
 cd "$(dirname "$0")"
 mkdir -p bin
@@ -25,3 +27,17 @@ echo "--- the image:"
 bin/tern inspect "$work/primes.img"
 echo "--- resumed in a new process, on the interpreter; the count carries on:"
 bin/tern resume --engine interpreter "$work/primes.img"
+
+echo
+echo "=== 3. the agent: processes run through the device's daemon, state in embedded NATS"
+bin/tern agent --data "$work/agent" --name demo-node &
+agent=$!
+trap 'kill $agent 2>/dev/null; wait $agent 2>/dev/null; rm -rf "$work"' EXIT
+for _ in $(seq 100); do bin/tern nodes --data "$work/agent" >/dev/null 2>&1 && break; sleep 0.1; done
+bin/tern nodes --data "$work/agent"
+id=$(bin/tern run --on auto --data "$work/agent" bin/primes.wasm 300000)
+echo "--- started $id; its output, followed from the grid to the end:"
+bin/tern logs -f --data "$work/agent" "$id" | tail -n 3
+bin/tern ps --data "$work/agent"
+kill "$agent"
+wait "$agent"
