@@ -232,9 +232,7 @@ func (a *Agent) start(ctx context.Context, spec RunSpec) (cluster.Versioned, err
 	}
 	args = append(append(args, "--", modPath), spec.Args...)
 	cmd := exec.Command(a.cfg.Tern, args...)
-	// Its own process group: a terminal's ^C to the agent is not the
-	// process's, which the agent freezes itself.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	ownGroup(cmd)
 	stdout, err := a.out.Writer(context.Background(), id, v.Epoch, "stdout")
 	if err != nil {
 		return cluster.Versioned{}, err
@@ -329,7 +327,10 @@ func (a *Agent) stopAll() {
 	a.closed = true
 	for id, c := range a.procs {
 		if err := c.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-			a.log.Warn("freeze on stop", "id", id, "err", err)
+			// No SIGTERM here (Windows): the agent cannot wait for a
+			// freeze that will not come.
+			a.log.Warn("cannot freeze on stop; killing", "id", id, "err", err)
+			c.cmd.Process.Kill()
 		}
 	}
 	a.mu.Unlock()
