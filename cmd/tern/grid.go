@@ -125,8 +125,10 @@ func followToEnd(ctx context.Context, c *agent.Client, id string) error {
 	switch {
 	case p.State == cluster.StateFrozen:
 		fmt.Fprintf(os.Stderr, "tern: %s was frozen\n", id)
+	case p.ExitCode < 0:
+		return fmt.Errorf("%s ended with no exit status: the agent lost it", id)
 	case p.ExitCode != 0:
-		return exitError{code: max(p.ExitCode, 0) % 256}
+		return exitError{code: p.ExitCode % 256}
 	}
 	return nil
 }
