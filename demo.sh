@@ -32,7 +32,7 @@ echo
 echo "=== 3. the agent: processes run through the device's daemon, state in embedded NATS"
 bin/tern agent --data "$work/agent" --name demo-node &
 agent=$!
-trap 'kill $agent 2>/dev/null; wait $agent 2>/dev/null; rm -rf "$work"' EXIT
+trap 'kill $agent 2>/dev/null || true; wait $agent 2>/dev/null || true; rm -rf "$work"' EXIT
 for _ in $(seq 100); do bin/tern nodes --data "$work/agent" >/dev/null 2>&1 && break; sleep 0.1; done
 bin/tern nodes --data "$work/agent"
 id=$(bin/tern run --on auto --data "$work/agent" bin/primes.wasm 300000)
