@@ -16,6 +16,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/ternhq/tern/internal/atomicfile"
 	"github.com/ternhq/tern/internal/image"
 	"github.com/ternhq/tern/internal/process"
 	"github.com/ternhq/tern/internal/wasi"
@@ -199,7 +200,7 @@ func storeModuleBeside(imagePath string, wasm []byte, hash [32]byte) error {
 	if b, err := os.ReadFile(path); err == nil && sha256.Sum256(b) == hash {
 		return nil
 	}
-	return writeFileAtomic(path, wasm, 0o600)
+	return atomicfile.Write(path, wasm, 0o600)
 }
 
 // writeImage encodes img into path through a temporary file, so a crash

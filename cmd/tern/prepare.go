@@ -14,6 +14,7 @@ import (
 	"github.com/tetratelabs/wazero"
 
 	"github.com/ternhq/tern/internal/asyncify"
+	"github.com/ternhq/tern/internal/atomicfile"
 	"github.com/ternhq/tern/internal/goguest"
 	"github.com/ternhq/tern/internal/process"
 )
@@ -71,7 +72,7 @@ func prepareModule(ctx context.Context, path, out, cacheDir, wasmOpt string) err
 	if err != nil {
 		return fmt.Errorf("%s: %w", path, err)
 	}
-	if err := writeFileAtomic(out, res.Wasm, 0o644); err != nil {
+	if err := atomicfile.Write(out, res.Wasm, 0o644); err != nil {
 		return err
 	}
 	how := fmt.Sprintf("in %v", res.Took.Round(time.Millisecond))
@@ -110,28 +111,4 @@ func loadCapturable(ctx context.Context, rt wazero.Runtime, path string, wasm []
 	}
 	slog.Info("prepared for capture", "module", path, "cached", res.Cached, "took", res.Took, "size", len(res.Wasm))
 	return process.Load(ctx, rt, res.Wasm, true)
-}
-
-// writeFileAtomic writes b to path through a temporary file, so that a
-// failure leaves no partial file.
-func writeFileAtomic(path string, b []byte, perm os.FileMode) error {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return err
-	}
-	_, err = f.Write(b)
-	if err == nil {
-		err = f.Chmod(perm)
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(f.Name(), path)
-	}
-	if err != nil {
-		os.Remove(f.Name())
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	return nil
 }

@@ -7,7 +7,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -21,6 +20,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/ternhq/tern/internal/atomicfile"
 	"github.com/ternhq/tern/internal/cluster"
 )
 
@@ -211,7 +211,7 @@ func (a *Agent) start(ctx context.Context, spec RunSpec) (cluster.Versioned, err
 	hash := hex.EncodeToString(sum[:])
 	modPath := filepath.Join(a.cfg.DataDir, "modules", hash+".wasm")
 	if _, err := os.Stat(modPath); err != nil {
-		if err := writeAtomic(modPath, spec.Module); err != nil {
+		if err := atomicfile.Write(modPath, spec.Module, 0o600); err != nil {
 			return cluster.Versioned{}, fmt.Errorf("run: store module: %w", err)
 		}
 	}
@@ -336,21 +336,3 @@ func (a *Agent) stopAll() {
 	a.mu.Unlock()
 	a.wg.Wait()
 }
-
-func writeAtomic(path string, b []byte) error {
-	f, err := os.CreateTemp(filepath.Dir(path), ".tmp-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(f.Name())
-	if _, err := f.Write(b); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(f.Name(), path)
-}
-
-var _ io.Writer = (*cluster.OutputWriter)(nil)

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ternhq/tern/internal/atomicfile"
 	"github.com/ternhq/tern/internal/enc"
 	"github.com/ternhq/tern/internal/wasmbin"
 )
@@ -98,7 +99,9 @@ func Prepare(ctx context.Context, wasm []byte, opts Options) (*Result, error) {
 	res := &Result{Wasm: m.Encode(), Info: info, Took: time.Since(start), WasmOpt: tool, Original: len(wasm)}
 	if cachePath != "" {
 		// A cache that cannot be written costs the next run time, nothing else.
-		_ = writeAtomic(cachePath, res.Wasm)
+		if os.MkdirAll(filepath.Dir(cachePath), 0o755) == nil {
+			_ = atomicfile.Write(cachePath, res.Wasm, 0o600)
+		}
 	}
 	return res, nil
 }
@@ -202,28 +205,4 @@ func WasmOpt(ctx context.Context, tool string, wasm []byte, args ...string) ([]b
 		return nil, fmt.Errorf("%w: %s failed: %v: %s", ErrWasmOpt, tool, err, msg)
 	}
 	return os.ReadFile(out)
-}
-
-func writeAtomic(path string, b []byte) error {
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return err
-	}
-	f, err := os.CreateTemp(filepath.Dir(path), ".prep-*")
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(b); err != nil {
-		f.Close()
-		os.Remove(f.Name())
-		return err
-	}
-	if err := f.Close(); err != nil {
-		os.Remove(f.Name())
-		return err
-	}
-	if err := os.Rename(f.Name(), path); err != nil {
-		os.Remove(f.Name())
-		return err
-	}
-	return nil
 }
