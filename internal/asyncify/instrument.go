@@ -117,11 +117,15 @@ func Instrument(wasm []byte) (out []byte, tables bool, err error) {
 			continue
 		}
 		b := m.Codes[i]
-		entry, err := calls.needsEntrySafepoint(i, b.Instructions())
+		iterates, err := iteratingLoops(b.Instructions())
 		if err != nil {
 			return nil, false, fmt.Errorf("function %s: %w", m.FuncName(fi), err)
 		}
-		code, err := rw.instrumentBody(b.Instructions(), entry)
+		entry, err := calls.needsEntrySafepoint(i, b.Instructions(), iterates)
+		if err != nil {
+			return nil, false, fmt.Errorf("function %s: %w", m.FuncName(fi), err)
+		}
+		code, err := rw.instrumentBody(b.Instructions(), entry, iterates)
 		if err != nil {
 			return nil, false, fmt.Errorf("function %s: %w", m.FuncName(fi), err)
 		}

@@ -151,19 +151,17 @@ func (g *callGraph) indirectTargets(t int64) []uint32 {
 // at its entry: it lies on a cycle of the call graph, and some call that
 // may close the cycle is not inside a loop of the function, whose
 // safepoint every such call would otherwise pass first.
-func (g *callGraph) needsEntrySafepoint(i int, code []byte) (bool, error) {
+//
+// iterates is iteratingLoops(code).
+func (g *callGraph) needsEntrySafepoint(i int, code []byte, iterates map[int]bool) (bool, error) {
 	if !g.onCycle[i] {
 		return false, nil
-	}
-	iterates, err := iteratingLoops(code)
-	if err != nil {
-		return false, err
 	}
 	inCycle := func(f uint32) bool { return g.scc[f] == g.scc[i] }
 	var loops []bool // open constructs: whether each is an iterating loop
 	inLoop := 0
 	need := false
-	err = wasmbin.Walk(code, func(in wasmbin.Instr) error {
+	err := wasmbin.Walk(code, func(in wasmbin.Instr) error {
 		switch in.Op {
 		case wasmbin.OpBlock, wasmbin.OpIf:
 			loops = append(loops, false)
@@ -278,12 +276,8 @@ type bodyRewrite struct {
 
 // instrumentBody inserts safepoints (at the entry when entry is set, and
 // in the shape above at every loop that iterates) and routes memory.size
-// and memory.grow through tern.pages.
-func (rw bodyRewrite) instrumentBody(code []byte, entry bool) ([]byte, error) {
-	iterates, err := iteratingLoops(code)
-	if err != nil {
-		return nil, err
-	}
+// and memory.grow through tern.pages. iterates is iteratingLoops(code).
+func (rw bodyRewrite) instrumentBody(code []byte, entry bool, iterates map[int]bool) ([]byte, error) {
 
 	out := make([]byte, 0, len(code)+len(code)/8+16)
 	if entry {
