@@ -120,7 +120,7 @@ func (a *Agent) logs(w http.ResponseWriter, r *http.Request) {
 	// The end: the last message the process has when the request comes,
 	// or, when following, when it has stopped running.
 	end := make(chan uint64, 1)
-	go func() {
+	go func(end chan<- uint64) {
 		for {
 			v, err := a.reg.Get(ctx, id)
 			if err != nil {
@@ -142,26 +142,11 @@ func (a *Agent) logs(w http.ResponseWriter, r *http.Request) {
 			case <-time.After(100 * time.Millisecond):
 			}
 		}
-	}()
+	}(end)
 	w.Header().Set("Content-Type", "application/x-ndjson")
 	w.WriteHeader(http.StatusOK)
 	flusher, _ := w.(http.Flusher)
 	enc := json.NewEncoder(w)
-	var seen uint64
-	last := uint64(0)
-	done := false
-	check := func() {
-		if !done {
-			select {
-			case last = <-end:
-				done = true
-			default:
-			}
-		}
-		if done && seen >= last {
-			cancel()
-		}
-	}
 	chunks := make(chan cluster.Chunk)
 	go func() {
 		a.out.Follow(ctx, id, from, epoch, func(c cluster.Chunk) error {
@@ -173,13 +158,14 @@ func (a *Agent) logs(w http.ResponseWriter, r *http.Request) {
 			}
 		})
 	}()
-	tick := time.NewTicker(50 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		check()
+	seen := from - 1                // the last sequence passed on
+	last, known := uint64(0), false // where the output ends, once known
+	for !known || seen < last {
 		select {
 		case <-ctx.Done():
 			return
+		case last = <-end:
+			known, end = true, nil
 		case c := <-chunks:
 			seen = c.Seq
 			if c.Stale {
@@ -191,7 +177,6 @@ func (a *Agent) logs(w http.ResponseWriter, r *http.Request) {
 			if flusher != nil {
 				flusher.Flush()
 			}
-		case <-tick.C:
 		}
 	}
 }
