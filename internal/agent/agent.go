@@ -85,7 +85,7 @@ func Run(ctx context.Context, cfg Config) error {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	for _, d := range []string{"", "modules", "images", "cache"} {
+	for _, d := range []string{"", "images", "cache"} {
 		if err := os.MkdirAll(filepath.Join(cfg.DataDir, d), 0o700); err != nil {
 			return fmt.Errorf("agent: %w", err)
 		}
@@ -209,7 +209,9 @@ func (a *Agent) start(ctx context.Context, spec RunSpec) (cluster.Versioned, err
 	}
 	sum := sha256.Sum256(spec.Module)
 	hash := hex.EncodeToString(sum[:])
-	modPath := filepath.Join(a.cfg.DataDir, "modules", hash+".wasm")
+	// Where `tern run --embed-module=false` keeps the module of the
+	// images beside it: one copy serves both.
+	modPath := filepath.Join(a.cfg.DataDir, "images", hash+".wasm")
 	if _, err := os.Stat(modPath); err != nil {
 		if err := atomicfile.Write(modPath, spec.Module, 0o600); err != nil {
 			return cluster.Versioned{}, fmt.Errorf("run: store module: %w", err)
