@@ -19,6 +19,9 @@ const (
 	headerEpoch   = "Tern-Epoch"
 )
 
+// subjectOf is the subject of a process's stream ("*": all of them).
+func subjectOf(id, stream string) string { return outputSubject + "." + id + "." + stream }
+
 // maxChunk is the most output one message carries; NATS refuses
 // payloads over 1 MB by default.
 const maxChunk = 256 << 10
@@ -58,7 +61,7 @@ func (o *Output) Writer(ctx context.Context, id string, epoch uint64, stream str
 	if stream != "stdout" && stream != "stderr" {
 		return nil, fmt.Errorf("output of %s: no stream %q", id, stream)
 	}
-	return &OutputWriter{o: o, ctx: ctx, subject: outputSubject + "." + id + "." + stream, epoch: epoch}, nil
+	return &OutputWriter{o: o, ctx: ctx, subject: subjectOf(id, stream), epoch: epoch}, nil
 }
 
 // OutputWriter publishes one stream of one process.
@@ -109,7 +112,7 @@ func (o *Output) Follow(ctx context.Context, id string, from, epoch uint64, fn f
 	if !idPattern.MatchString(id) {
 		return fmt.Errorf("%w: %q", ErrBadID, id)
 	}
-	cfg := jetstream.OrderedConsumerConfig{FilterSubjects: []string{outputSubject + "." + id + ".*"}}
+	cfg := jetstream.OrderedConsumerConfig{FilterSubjects: []string{subjectOf(id, "*")}}
 	if from > 1 {
 		cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, from
 	}
@@ -117,15 +120,12 @@ func (o *Output) Follow(ctx context.Context, id string, from, epoch uint64, fn f
 	if err != nil {
 		return fmt.Errorf("follow %s: %w", id, err)
 	}
-	prefix := len(outputSubject) + 1 + len(id) + 1
+	prefix := len(subjectOf(id, ""))
 	for {
 		msg, err := cons.Next(jetstream.FetchContext(ctx))
 		if err != nil {
 			if ctx.Err() != nil {
 				return ctx.Err()
-			}
-			if errors.Is(err, jetstream.ErrMsgIteratorClosed) {
-				return err
 			}
 			return fmt.Errorf("follow %s: %w", id, err)
 		}
@@ -157,7 +157,7 @@ func (o *Output) Last(ctx context.Context, id string) (uint64, error) {
 	}
 	var last uint64
 	for _, s := range []string{"stdout", "stderr"} {
-		m, err := st.GetLastMsgForSubject(ctx, outputSubject+"."+id+"."+s)
+		m, err := st.GetLastMsgForSubject(ctx, subjectOf(id, s))
 		if errors.Is(err, jetstream.ErrMsgNotFound) {
 			continue
 		}
