@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"testing"
 	"time"
@@ -337,7 +338,11 @@ __attribute__((noinline)) static unsigned long spin(unsigned long s) {
 	return v;
 }
 __attribute__((noinline)) static unsigned long rec(int n, unsigned long a, unsigned long b, unsigned long c) {
-	if (n == 0) return spin(a ^ b ^ c);
+	if (n == 0) {
+		fputs("bottom\n", stdout); // tells the test the stack is deep now
+		fflush(stdout);
+		return spin(a ^ b ^ c);
+	}
 	unsigned long r = rec(n - 1, a * 3 + n, b ^ a, c + b);
 	return (r ^ (r >> 3)) + (unsigned long)n * a;
 }
@@ -363,9 +368,14 @@ int main(int argc, char **argv) {
 	}{{EngineCompiler, "30000", "1000000000"}, {EngineInterpreter, "1500", "4000000"}} {
 		t.Run(string(c.eng), func(t *testing.T) {
 			want := ref(c.eng, c.depth, c.spins)
+			// A collection started by this test's polling while the
+			// guest spins stalls the test until the guest next calls
+			// the host, which it does only after the deep stack is
+			// gone; tern itself does not allocate while a guest runs.
+			defer debug.SetGCPercent(debug.SetGCPercent(-1))
 			var out lockedBuffer
 			p, done := startWith(t, c.eng, wasm, nil, &out, c.depth, c.spins)
-			time.Sleep(100 * time.Millisecond)
+			waitFor(t, &out, "bottom\n")
 			enc, desc := freezeStop(t, p, done)
 			t.Logf("%s", desc)
 			img, _ := decodeImage(t, enc)
