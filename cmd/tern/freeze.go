@@ -28,6 +28,7 @@ type freezeFlags struct {
 	after      time.Duration
 	timeout    time.Duration
 	embed      bool
+	control    string // the agent's control socket (see control.go)
 	// sigs receives SIGINT and SIGTERM from catchSignals on, so that one
 	// that comes while the module still loads freezes it once it runs
 	// instead of killing it.
@@ -46,12 +47,17 @@ func (f *freezeFlags) register(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&f.checkpoint, "checkpoint", "", "on SIGINT/SIGTERM (or --freeze-after) freeze the process into `FILE` and exit 0")
 	cmd.Flags().DurationVar(&f.after, "freeze-after", 0, "freeze into the --checkpoint file after this long")
 	cmd.Flags().DurationVar(&f.timeout, "freeze-timeout", process.DefaultFreezeTimeout, "say so when a freeze finds no safe point in this long; tern keeps trying, and a signal then stops the process without a checkpoint")
+	cmd.Flags().StringVar(&f.control, "control", "", "listen on Unix socket `PATH` for the agent's commands (moving the process); needs --checkpoint")
+	cmd.Flags().MarkHidden("control")
 	cmd.Flags().BoolVar(&f.embed, "embed-module", true, "put the module in the image; false stores it beside the image as SHA256.wasm, once for all images of it")
 }
 
 func (f *freezeFlags) check() error {
 	if f.after < 0 {
 		return fmt.Errorf("--freeze-after %v: must not be negative", f.after)
+	}
+	if f.control != "" && f.checkpoint == "" {
+		return errors.New("--control needs --checkpoint FILE, where a process whose move was cut off is kept")
 	}
 	if f.after > 0 && f.checkpoint == "" {
 		return errors.New("--freeze-after needs --checkpoint FILE to freeze into")
@@ -76,7 +82,7 @@ func (f *freezeFlags) check() error {
 // (a file open with no path left, say) again after a growing pause,
 // until it lands or p ends; a signal while it retries stops p without a
 // checkpoint.
-func supervise(ctx context.Context, p *process.Process, prog *process.Program, f freezeFlags, engine string) error {
+func supervise(ctx context.Context, p *process.Process, prog *process.Program, f freezeFlags, engine string, ctl *control) error {
 	guestGCPolicy()
 	type runResult struct {
 		code uint32
@@ -111,7 +117,7 @@ func supervise(ctx context.Context, p *process.Process, prog *process.Program, f
 		}
 		if errors.Is(err, process.ErrFreezeTimeout) {
 			if retry == nil {
-				fmt.Fprintf(os.Stderr, "tern: no safe point within %v (the guest may be in a loop without a preemption point: one that calls nothing, or only small leaf functions); still trying — signal again to stop it without a checkpoint\n", f.timeout)
+				fmt.Fprintf(diag, "tern: no safe point within %v (the guest may be in a loop without a preemption point: one that calls nothing, or only small leaf functions); still trying — signal again to stop it without a checkpoint\n", f.timeout)
 			}
 			retry, retryWhy = retryNow, why
 			return nil
@@ -119,7 +125,7 @@ func supervise(ctx context.Context, p *process.Process, prog *process.Program, f
 		if errors.Is(err, wasi.ErrUncapturable) {
 			// It may pass: the file gets closed, the socket shut.
 			if backoff == 0 {
-				fmt.Fprintf(os.Stderr, "tern: freeze: %v; the process keeps running and tern tries again — signal again to stop it without a checkpoint\n", err)
+				fmt.Fprintf(diag, "tern: freeze: %v; the process keeps running and tern tries again — signal again to stop it without a checkpoint\n", err)
 				backoff = 10 * time.Millisecond
 			} else if backoff < 250*time.Millisecond {
 				backoff *= 2
@@ -130,7 +136,7 @@ func supervise(ctx context.Context, p *process.Process, prog *process.Program, f
 		retry, backoff = nil, 0
 		if err != nil {
 			// The guest went on (or ended, which done reports).
-			fmt.Fprintf(os.Stderr, "tern: freeze: %v; the process keeps running\n", err)
+			fmt.Fprintf(diag, "tern: freeze: %v; the process keeps running\n", err)
 			return nil
 		}
 		img := fz.Image
@@ -148,11 +154,11 @@ func supervise(ctx context.Context, p *process.Process, prog *process.Program, f
 			// Nothing is lost: the process goes on, and a later signal
 			// can try again.
 			fz.Continue()
-			fmt.Fprintf(os.Stderr, "tern: freeze: %v; the process keeps running\n", err)
+			fmt.Fprintf(diag, "tern: freeze: %v; the process keeps running\n", err)
 			return nil
 		}
 		fz.Stop()
-		fmt.Fprintf(os.Stderr, "tern: frozen (%s) into %s: %d KiB of memory in %d bytes, halted in %v\n",
+		fmt.Fprintf(diag, "tern: frozen (%s) into %s: %d KiB of memory in %d bytes, halted in %v\n",
 			why, f.checkpoint, len(img.Memory)/1024, size, fz.Halt.Round(time.Microsecond))
 		return nil
 	}
@@ -183,6 +189,14 @@ func supervise(ctx context.Context, p *process.Process, prog *process.Program, f
 		case <-trigger:
 			if err := freeze("after " + f.after.String()); err != nil {
 				return err
+			}
+		case conn, ok := <-ctl.requests():
+			if !ok {
+				ctl = nil
+				continue
+			}
+			if err := serveControl(ctx, conn, p, prog, f, engine, ctl); err != nil {
+				fmt.Fprintf(diag, "tern: %v\n", err)
 			}
 		}
 	}

@@ -77,6 +77,10 @@ SIGTERM it freezes its processes into images in the data directory and stops.`,
 	dataFlag(cmd, &cfg.DataDir)
 	cmd.Flags().StringVar(&cfg.Name, "name", "", "this node's name in the grid (default: the host name)")
 	cmd.Flags().StringVar(&cfg.Engine, "engine", "", "compiler or interpreter for this node's processes (default: compiler where wazero has one)")
+	cmd.Flags().StringVar(&cfg.Listen, "listen", "", "open this agent to the grid on `HOST:PORT` (mutual TLS); the first agent of a grid also serves the grid's state on the next port")
+	cmd.Flags().StringVar(&cfg.Advertise, "advertise", "", "the `HOST:PORT` other devices reach this agent at (default: --listen)")
+	cmd.Flags().StringVar(&cfg.Join, "join", "", "join the grid whose hub listens on `HOST:PORT` (first start only; needs --token)")
+	cmd.Flags().StringVar(&cfg.Token, "token", "", "the join token from `tern token create` on the hub")
 	return cmd
 }
 
@@ -101,7 +105,11 @@ func runOnAgent(ctx context.Context, dir, on string, attach bool, env []string, 
 	if err != nil {
 		return fmt.Errorf("read module: %w", err)
 	}
-	p, err := c.Run(ctx, agent.RunSpec{Module: wasm, Args: args, Env: env})
+	node := on
+	if on == "auto" {
+		node = ""
+	}
+	p, err := c.Run(ctx, agent.RunSpec{Module: wasm, Args: args, Env: env, Node: node})
 	if err != nil {
 		return err
 	}
@@ -253,3 +261,74 @@ func newKillCommand() *cobra.Command {
 // errAgentFlags: flags of a local run that a run through the agent does
 // not take yet (the agent owns engines, caches and checkpoints).
 var errAgentFlags = errors.New("not for a run through the agent (--on)")
+
+func newMigrateCommand() *cobra.Command {
+	var dir, format string
+	cmd := &cobra.Command{
+		Use:   "migrate ID NODE",
+		Short: "Move a running process to another node, live",
+		Long: `Move a running process to NODE while it runs: its memory is copied while it keeps running,
+then it is frozen for the last changes and goes on on NODE. Its output continues in the grid
+(tern logs -f follows it). A move that fails leaves it running where it was.`,
+		Args: cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := checkFormat(format); err != nil {
+				return err
+			}
+			st, _ := os.Stderr.Stat()
+			tty := st != nil && st.Mode()&os.ModeCharDevice != 0
+			bar := func(p agent.Progress) {
+				if format == "table" && tty {
+					fmt.Fprintf(os.Stderr, "\r%-6s round %-2d  %d pages  %.1f MiB sent", p.Event, p.Round, p.Pages, float64(p.Bytes)/(1<<20))
+				}
+			}
+			res, err := agent.NewClient(dir).Migrate(cmd.Context(), args[0], args[1], bar)
+			if format == "table" && tty {
+				fmt.Fprintln(os.Stderr)
+			}
+			if err != nil {
+				return err
+			}
+			if format == "json" {
+				return printJSON(res)
+			}
+			fmt.Printf("%s moved to %s (epoch %d): %.1f MiB sent, down %.1f ms (%.1f ms to freeze), %.0f ms in all\n",
+				args[0], res.Node, res.Epoch, float64(res.Bytes)/(1<<20), res.Millis.Downtime, res.Millis.Halt, res.Millis.Total)
+			return nil
+		},
+	}
+	dataFlag(cmd, &dir)
+	outputFlag(cmd, &format)
+	return cmd
+}
+
+func newTokenCommand() *cobra.Command {
+	cmd := &cobra.Command{Use: "token", Short: "Manage join tokens"}
+	var dir, format string
+	var ttl time.Duration
+	create := &cobra.Command{
+		Use:   "create",
+		Short: "Make a single-use token another device joins the grid with (on the hub)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := checkFormat(format); err != nil {
+				return err
+			}
+			t, err := agent.NewClient(dir).CreateToken(cmd.Context(), ttl)
+			if err != nil {
+				return err
+			}
+			if format == "json" {
+				return printJSON(t)
+			}
+			fmt.Println(t.Token)
+			fmt.Fprintf(os.Stderr, "join with: tern agent --listen HOST:PORT --join %s --token %s\n(valid until %s, once)\n", t.Join, t.Token, t.Expires.Local().Format(time.DateTime))
+			return nil
+		},
+	}
+	dataFlag(create, &dir)
+	outputFlag(create, &format)
+	create.Flags().DurationVar(&ttl, "ttl", 15*time.Minute, "how long the token stays valid")
+	cmd.AddCommand(create)
+	return cmd
+}

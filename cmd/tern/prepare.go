@@ -79,7 +79,7 @@ func prepareModule(ctx context.Context, path, out, cacheDir, wasmOpt string) err
 	if res.Cached {
 		how = "from the cache"
 	}
-	fmt.Fprintf(os.Stderr, "tern: prepared %s into %s (%d -> %d bytes) %s\n", path, out, len(wasm), len(res.Wasm), how)
+	fmt.Fprintf(diag, "tern: prepared %s into %s (%d -> %d bytes) %s\n", path, out, len(wasm), len(res.Wasm), how)
 	return nil
 }
 

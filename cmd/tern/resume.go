@@ -1,18 +1,23 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"os/signal"
 	"path/filepath"
 
 	"github.com/spf13/cobra"
+	"github.com/tetratelabs/wazero"
 
 	"github.com/ternhq/tern/internal/image"
+	"github.com/ternhq/tern/internal/migrate"
 	"github.com/ternhq/tern/internal/process"
 	"github.com/ternhq/tern/internal/wasi"
 )
@@ -23,6 +28,7 @@ type resumeFlags struct {
 	engine   string
 	cacheDir string
 	freeze   freezeFlags
+	incoming bool
 }
 
 func newResumeCommand() *cobra.Command {
@@ -34,11 +40,22 @@ func newResumeCommand() *cobra.Command {
 tern's stdout and stderr and it reads on from this tern's stdin. Preopened directories are
 the ones it had, unless --dir HOST:GUEST maps a guest path to another host directory.
 With --checkpoint it can be frozen again.`,
-		Args: cobra.ExactArgs(1),
+		Args: func(cmd *cobra.Command, args []string) error {
+			if f.incoming {
+				return cobra.NoArgs(cmd, args)
+			}
+			return cobra.ExactArgs(1)(cmd, args)
+		},
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return resumeImage(cmd.Context(), f, args[0])
+			path := ""
+			if len(args) > 0 {
+				path = args[0]
+			}
+			return resumeImage(cmd.Context(), f, path)
 		},
 	}
+	cmd.Flags().BoolVar(&f.incoming, "incoming", false, "receive the process over --control from the agent moving it here, instead of from IMAGE")
+	cmd.Flags().MarkHidden("incoming")
 	cmd.Flags().StringArrayVar(&f.dirs, "dir", nil, "use host directory HOST for the guest's preopen GUEST (HOST:GUEST, repeatable)")
 	cmd.Flags().StringVar(&f.module, "module", "", "the module, for an image that does not embed it (default: SHA256.wasm beside the image)")
 	registerEngineFlags(cmd, &f.engine, &f.cacheDir)
@@ -81,11 +98,69 @@ func resumeImage(ctx context.Context, f resumeFlags, path string) error {
 		}
 		hostDirs[p.GuestPath] = p.HostDir
 	}
-	img, err := readImage(path)
-	if err != nil {
+	var ctl *control
+	if f.freeze.control != "" {
+		var err error
+		if ctl, err = listenControl(f.freeze.control); err != nil {
+			return err
+		}
+		defer ctl.Close()
+	}
+	var (
+		img  *image.Image
+		wasm []byte
+		err  error
+		// With --incoming the module arrives first and compiles while
+		// memory is still arriving.
+		loaded chan loadResult
+	)
+	if f.incoming {
+		if ctl == nil {
+			return errors.New("--incoming needs --control PATH to receive the process on")
+		}
+		conn, ok := <-ctl.requests()
+		if !ok {
+			return errors.New("--incoming: control socket closed")
+		}
+		defer conn.Close()
+		in, err := receiveIncoming(conn, func(module []byte) {
+			loaded = make(chan loadResult, 1)
+			go func() {
+				lr := loadProgram(ctx, f, module)
+				if lr.err == nil {
+					// The source freezes the process once it is told.
+					conn.Write([]byte("compiled\n"))
+				}
+				loaded <- lr
+			}()
+		})
+		if err != nil {
+			return err
+		}
+		img, wasm = in.Image, in.Module
+		defer func() {
+			if conn != nil {
+				conn.Close()
+			}
+		}()
+		ready := func() error {
+			if _, err := conn.Write([]byte("ready\n")); err != nil {
+				return fmt.Errorf("incoming: %w", err)
+			}
+			line, err := bufio.NewReader(conn).ReadString('\n')
+			if err != nil || line != "go\n" {
+				return errors.New("incoming: the move was abandoned")
+			}
+			conn.Close()
+			conn = nil
+			return nil
+		}
+		return resumeLoaded(ctx, f, "incoming process", img, wasm, loaded, ctl, ready)
+	}
+	if img, err = readImage(path); err != nil {
 		return err
 	}
-	wasm := img.Module
+	wasm = img.Module
 	switch {
 	case f.module != "":
 		b, err := os.ReadFile(f.module)
@@ -107,6 +182,57 @@ func resumeImage(ctx context.Context, f resumeFlags, path string) error {
 		}
 		wasm = b
 	}
+	return resumeLoaded(ctx, f, path, img, wasm, nil, ctl, nil)
+}
+
+type loadResult struct {
+	rt   wazero.Runtime
+	prog *process.Program
+	err  error
+}
+
+// loadProgram makes a runtime and compiles wasm for resuming.
+func loadProgram(ctx context.Context, f resumeFlags, wasm []byte) loadResult {
+	rt, err := process.NewRuntime(ctx, process.Options{Engine: process.Engine(f.engine), CacheDir: f.cacheDir})
+	if err != nil {
+		return loadResult{err: err}
+	}
+	prog, err := process.Load(ctx, rt, wasm, true)
+	if err != nil {
+		rt.Close(ctx)
+		return loadResult{err: err}
+	}
+	return loadResult{rt: rt, prog: prog}
+}
+
+// receiveIncoming reads a migration stream from the agent.
+func receiveIncoming(conn io.Reader, onModule func([]byte)) (*migrate.Incoming, error) {
+	r, err := migrate.NewReader(conn)
+	if err != nil {
+		return nil, fmt.Errorf("incoming: %w", err)
+	}
+	in, err := migrate.Receive(r, onModule)
+	if err != nil {
+		return nil, fmt.Errorf("incoming: %w", err)
+	}
+	return in, nil
+}
+
+// resumeLoaded resumes img of module wasm (loaded, if not nil, delivers
+// it compiled). ready, if not nil, runs once the process is ready to go
+// and before it does: it may still call the resume off.
+func resumeLoaded(ctx context.Context, f resumeFlags, path string, img *image.Image, wasm []byte, loaded chan loadResult, ctl *control, ready func() error) error {
+	hostDirs := map[string]string{}
+	for _, d := range f.dirs {
+		p, err := parseDir(d)
+		if err != nil {
+			return err
+		}
+		if abs, err := filepath.Abs(p.HostDir); err == nil {
+			p.HostDir = abs
+		}
+		hostDirs[p.GuestPath] = p.HostDir
+	}
 	var st wasi.State
 	if err := st.UnmarshalBinary(img.WASI); err != nil {
 		return fmt.Errorf("%s: %w", path, err)
@@ -120,18 +246,25 @@ func resumeImage(ctx context.Context, f resumeFlags, path string) error {
 			return fmt.Errorf("--dir: the process has no preopen %q", guest)
 		}
 	}
-	rt, err := process.NewRuntime(ctx, process.Options{Engine: process.Engine(f.engine), CacheDir: f.cacheDir})
-	if err != nil {
-		return err
+	var lr loadResult
+	if loaded != nil {
+		lr = <-loaded
+	} else {
+		lr = loadProgram(ctx, f, wasm)
 	}
+	if lr.err != nil {
+		return lr.err
+	}
+	rt, prog := lr.rt, lr.prog
 	defer rt.Close(ctx)
-	prog, err := process.Load(ctx, rt, wasm, true)
-	if err != nil {
-		return err
-	}
 	defer prog.Close(ctx)
+	stdio := wasi.Stdio{Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr}
+	if ctl != nil {
+		ctl.stdout.w, ctl.stderr.w = stdio.Stdout, stdio.Stderr
+		stdio.Stdout, stdio.Stderr = &ctl.stdout, &ctl.stderr
+	}
 	sys, err := wasi.Restore(&st, wasi.RestoreOptions{
-		Stdio:    wasi.Stdio{Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr},
+		Stdio:    stdio,
 		HostDirs: hostDirs,
 	})
 	if err != nil {
@@ -143,6 +276,11 @@ func resumeImage(ctx context.Context, f resumeFlags, path string) error {
 		return err
 	}
 	defer p.Close(ctx)
+	if ready != nil {
+		if err := ready(); err != nil {
+			return err
+		}
+	}
 	slog.Debug("resume", "image", path, "pages", len(img.Memory)/image.PageSize)
-	return supervise(ctx, p, prog, f.freeze, f.engine)
+	return supervise(ctx, p, prog, f.freeze, f.engine, ctl)
 }

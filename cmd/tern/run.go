@@ -134,6 +134,16 @@ func runModule(ctx context.Context, f runFlags, seed *uint64, path string, args 
 		f.freeze.catchSignals()
 		defer signal.Stop(f.freeze.sigs)
 	}
+	var ctl *control
+	if f.freeze.control != "" {
+		var err error
+		if ctl, err = listenControl(f.freeze.control); err != nil {
+			return err
+		}
+		defer ctl.Close()
+		ctl.stdout.w, ctl.stderr.w = cfg.Stdout, cfg.Stderr
+		cfg.Stdout, cfg.Stderr = &ctl.stdout, &ctl.stderr
+	}
 	wasm, err := os.ReadFile(path)
 	if err != nil {
 		return fmt.Errorf("read module: %w", err)
@@ -164,7 +174,7 @@ func runModule(ctx context.Context, f runFlags, seed *uint64, path string, args 
 		return err
 	}
 	defer p.Close(ctx)
-	return supervise(ctx, p, prog, f.freeze, f.engine)
+	return supervise(ctx, p, prog, f.freeze, f.engine, ctl)
 }
 
 // hostExitCode fits a guest's 32-bit exit code to the host's: Unix keeps

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
+	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -14,14 +15,18 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/ternhq/tern/internal/atomicfile"
 	"github.com/ternhq/tern/internal/cluster"
+	"github.com/ternhq/tern/internal/pki"
 )
 
 // Config configures an agent.
@@ -33,6 +38,19 @@ type Config struct {
 	Tern   string
 	Engine string // compiler or interpreter; "" lets tern choose
 	Logger *slog.Logger
+	// Listen (host:port) opens the agent to the grid: other agents move
+	// processes to it there, and a hub serves the grid's NATS on the next
+	// port. Advertise is the address others use (default: Listen).
+	Listen, Advertise string
+	// Join is a hub's address to join with Token, on first start.
+	Join, Token string
+}
+
+func (c Config) advertise() string {
+	if c.Advertise != "" {
+		return c.Advertise
+	}
+	return c.Listen
 }
 
 // SocketName is the agent's API socket inside its data directory.
@@ -50,6 +68,9 @@ type Agent struct {
 	reg    *cluster.Registry
 	out    *cluster.Output
 	nodes  *cluster.Nodes
+	ca     *pki.CA // on the hub only
+	id     *pki.Identity
+	tokens jetstream.KeyValue // on the hub only
 	mu     sync.Mutex
 	procs  map[string]*child // processes running here
 	wg     sync.WaitGroup
@@ -58,8 +79,14 @@ type Agent struct {
 
 // child is a process this agent runs.
 type child struct {
-	cmd  *exec.Cmd
-	done chan struct{}
+	cmd     *exec.Cmd
+	done    chan struct{}
+	control string // its control socket (see tern run --control)
+	// What the agent has passed on of its output, against which a move
+	// waits until the destination may write.
+	stdout, stderr *counted
+	// migrated: the process moved on; its end here is not its end.
+	migrated atomic.Bool
 }
 
 // Run runs an agent until ctx ends. Its processes are frozen into images
@@ -85,7 +112,7 @@ func Run(ctx context.Context, cfg Config) error {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	for _, d := range []string{"", "images", "cache"} {
+	for _, d := range []string{"", "images", "cache", "run"} {
 		if err := os.MkdirAll(filepath.Join(cfg.DataDir, d), 0o700); err != nil {
 			return fmt.Errorf("agent: %w", err)
 		}
@@ -96,14 +123,28 @@ func Run(ctx context.Context, cfg Config) error {
 		return err
 	}
 	defer ln.Close()
-	if a.srv, err = cluster.StartServer(cluster.ServerConfig{Name: cfg.Name, DataDir: cfg.DataDir, Logger: cfg.Logger.With("part", "nats")}); err != nil {
-		return err
+	if cfg.Listen != "" {
+		if host, _, err := net.SplitHostPort(cfg.advertise()); err != nil || net.ParseIP(host).IsUnspecified() {
+			return fmt.Errorf("agent: other devices cannot reach %q: give --advertise HOST:PORT", cfg.advertise())
+		}
 	}
-	defer a.srv.Shutdown()
-	if a.nc, err = a.srv.Connect("agent " + cfg.Name); err != nil {
+	err = a.openGrid(ctx)
+	if a.srv != nil {
+		defer a.srv.Shutdown()
+	}
+	if err != nil {
 		return err
 	}
 	defer a.nc.Close()
+	if a.ca != nil {
+		js, err := jetstream.New(a.nc)
+		if err != nil {
+			return err
+		}
+		if a.tokens, err = js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: tokenBucket, Description: "tern join tokens: hash of the secret and expiry", History: 1}); err != nil {
+			return fmt.Errorf("agent: tokens: %w", err)
+		}
+	}
 	if a.reg, err = cluster.OpenRegistry(ctx, a.nc); err != nil {
 		return err
 	}
@@ -117,12 +158,23 @@ func Run(ctx context.Context, cfg Config) error {
 		return err
 	}
 
+	var gln net.Listener
+	if cfg.Listen != "" {
+		if gln, err = net.Listen("tcp", cfg.Listen); err != nil {
+			return fmt.Errorf("agent: --listen: %w", err)
+		}
+	}
 	hbCtx, stopHB := context.WithCancel(context.Background())
 	hbDone := make(chan error, 1)
 	go func() { hbDone <- a.nodes.Heartbeat(hbCtx, a.node()) }()
 	httpSrv := &http.Server{Handler: a.routes(), ReadHeaderTimeout: 10 * time.Second}
-	served := make(chan error, 1)
+	served := make(chan error, 2)
 	go func() { served <- httpSrv.Serve(ln) }()
+	gridSrv := &http.Server{Handler: a.gridRoutes(), ReadHeaderTimeout: 10 * time.Second, TLSConfig: a.serverTLS(),
+		ErrorLog: slog.NewLogLogger(a.log.Handler(), slog.LevelDebug)}
+	if gln != nil {
+		go func() { served <- gridSrv.Serve(tls.NewListener(gln, gridSrv.TLSConfig)) }()
+	}
 	a.log.Info("agent running", "node", cfg.Name, "socket", filepath.Join(cfg.DataDir, SocketName))
 
 	select {
@@ -135,6 +187,7 @@ func Run(ctx context.Context, cfg Config) error {
 	sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	httpSrv.Shutdown(sctx)
+	gridSrv.Shutdown(sctx)
 	a.stopAll()
 	stopHB()
 	if e := <-hbDone; err == nil && e != nil {
@@ -151,7 +204,7 @@ func (a *Agent) node() cluster.Node {
 			engine = "interpreter"
 		}
 	}
-	return cluster.Node{Name: a.cfg.Name, Arch: runtime.GOARCH, OS: runtime.GOOS, Engine: engine}
+	return cluster.Node{Name: a.cfg.Name, Arch: runtime.GOARCH, OS: runtime.GOOS, Engine: engine, Addr: a.cfg.advertise()}
 }
 
 // listen opens the API socket, refusing to take over one that an agent
@@ -200,6 +253,7 @@ type RunSpec struct {
 	Module []byte   `json:"module"`
 	Args   []string `json:"args,omitempty"` // after the module
 	Env    []string `json:"env,omitempty"`
+	Node   string   `json:"node,omitempty"` // where to run it ("": here)
 }
 
 // start registers and starts a process.
@@ -224,44 +278,59 @@ func (a *Agent) start(ctx context.Context, spec RunSpec) (cluster.Versioned, err
 	if err != nil {
 		return cluster.Versioned{}, err
 	}
-	args := []string{"run", "--cache-dir", filepath.Join(a.cfg.DataDir, "cache"),
-		"--checkpoint", a.imagePath(id), "--embed-module=false"}
-	if a.cfg.Engine != "" {
-		args = append(args, "--engine", a.cfg.Engine)
-	}
+	args := []string{"run"}
 	for _, e := range spec.Env {
 		args = append(args, "--env", e)
 	}
 	args = append(append(args, "--", modPath), spec.Args...)
-	cmd := exec.Command(a.cfg.Tern, args...)
-	ownGroup(cmd)
-	stdout, err := a.out.Writer(context.Background(), id, v.Epoch, "stdout")
+	c, err := a.spawn(id, v.Epoch, args)
 	if err != nil {
+		a.finish(v, -1)
 		return cluster.Versioned{}, err
 	}
-	stderr, err := a.out.Writer(context.Background(), id, v.Epoch, "stderr")
-	if err != nil {
-		return cluster.Versioned{}, err
-	}
-	cmd.Stdout, cmd.Stderr = stdout, stderr
-	c := &child{cmd: cmd, done: make(chan struct{})}
-	a.mu.Lock()
-	if a.closed {
-		a.mu.Unlock()
-		a.finish(v, -1)
-		return cluster.Versioned{}, errors.New("run: the agent is stopping")
-	}
-	if err := cmd.Start(); err != nil {
-		a.mu.Unlock()
-		a.finish(v, -1)
-		return cluster.Versioned{}, fmt.Errorf("run: start %s: %w", a.cfg.Tern, err)
-	}
-	a.procs[id] = c
-	a.wg.Add(1)
-	a.mu.Unlock()
 	go a.supervise(v, c)
 	a.log.Info("process started", "id", id, "module", hash[:12])
 	return v, nil
+}
+
+// spawn starts tern (run or resume: args begin with the subcommand) as
+// the OS process that runs process id here, its output going into the
+// grid at epoch. The caller supervises it.
+func (a *Agent) spawn(id string, epoch uint64, args []string) (*child, error) {
+	ctl := filepath.Join(a.cfg.DataDir, "run", id+".sock")
+	own := []string{"--cache-dir", filepath.Join(a.cfg.DataDir, "cache"),
+		"--checkpoint", a.imagePath(id), "--embed-module=false", "--control", ctl}
+	if a.cfg.Engine != "" {
+		own = append(own, "--engine", a.cfg.Engine)
+	}
+	args = append(append([]string{args[0]}, own...), args[1:]...)
+	cmd := exec.Command(a.cfg.Tern, args...)
+	ownGroup(cmd)
+	stdout, err := a.out.Writer(context.Background(), id, epoch, "stdout")
+	if err != nil {
+		return nil, err
+	}
+	stderr, err := a.out.Writer(context.Background(), id, epoch, "stderr")
+	if err != nil {
+		return nil, err
+	}
+	c := &child{cmd: cmd, done: make(chan struct{}), control: ctl, stdout: newCounted(stdout, a.log.With("id", id)), stderr: newCounted(stderr, a.log.With("id", id))}
+	if args[0] == "resume" && slices.Contains(args, "--incoming") {
+		c.stdout.held.Store(true)
+		c.stderr.held.Store(true)
+	}
+	cmd.Stdout, cmd.Stderr = c.stdout, c.stderr
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.closed {
+		return nil, errors.New("the agent is stopping")
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start %s: %w", a.cfg.Tern, err)
+	}
+	a.procs[id] = c
+	a.wg.Add(1)
+	return c, nil
 }
 
 func (a *Agent) imagePath(id string) string {
@@ -283,7 +352,9 @@ func (a *Agent) supervise(v cluster.Versioned, c *child) {
 	case err != nil:
 		code = -1
 	}
-	a.finish(v, code)
+	if !c.migrated.Load() {
+		a.finish(v, code)
+	}
 	a.mu.Lock()
 	delete(a.procs, v.ID)
 	a.mu.Unlock()

@@ -26,7 +26,10 @@ const maxModule = 1 << 30
 //	POST /v1/procs               RunSpec -> cluster.Proc
 //	GET  /v1/procs               -> []cluster.Proc
 //	GET  /v1/procs/{id}          -> cluster.Proc
-//	POST /v1/procs/{id}/kill     -> cluster.Proc (as it ended)
+//	POST /v1/procs/{id}/kill     -> cluster.Proc (as it ended), on any node
+//	POST /v1/procs/{id}/migrate  MigrateSpec -> Progress per line, the last
+//	                                "done" or "error"
+//	POST /v1/tokens              TokenRequest -> TokenResponse (hub only)
 //	GET  /v1/procs/{id}/logs?from=SEQ&epoch=E&follow=1
 //	                             -> cluster.Chunk per line, until the end
 //	                                of the output (follow: until the
@@ -34,19 +37,7 @@ const maxModule = 1 << 30
 //	GET  /v1/nodes               -> []cluster.Node
 func (a *Agent) routes() http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("POST /v1/procs", func(w http.ResponseWriter, r *http.Request) {
-		var spec RunSpec
-		if err := json.NewDecoder(io.LimitReader(r.Body, maxModule*2)).Decode(&spec); err != nil {
-			httpError(w, fmt.Errorf("run: %w", err), http.StatusBadRequest)
-			return
-		}
-		v, err := a.start(r.Context(), spec)
-		if err != nil {
-			httpError(w, err, 0)
-			return
-		}
-		writeJSON(w, v.Proc)
-	})
+	mux.HandleFunc("POST /v1/procs", a.serveRun)
 	mux.HandleFunc("GET /v1/procs", func(w http.ResponseWriter, r *http.Request) {
 		all, err := a.reg.List(r.Context())
 		if err != nil {
@@ -67,18 +58,20 @@ func (a *Agent) routes() http.Handler {
 		}
 		writeJSON(w, v.Proc)
 	})
-	mux.HandleFunc("POST /v1/procs/{id}/kill", func(w http.ResponseWriter, r *http.Request) {
-		id := r.PathValue("id")
-		if err := a.kill(id); err != nil {
-			httpError(w, err, 0)
+	mux.HandleFunc("POST /v1/procs/{id}/kill", a.serveKill)
+	mux.HandleFunc("POST /v1/procs/{id}/migrate", a.serveMigrate)
+	mux.HandleFunc("POST /v1/tokens", func(w http.ResponseWriter, r *http.Request) {
+		var req TokenRequest
+		if err := json.NewDecoder(io.LimitReader(r.Body, 1<<16)).Decode(&req); err != nil {
+			httpError(w, fmt.Errorf("token: %w", err), http.StatusBadRequest)
 			return
 		}
-		v, err := a.reg.Get(r.Context(), id)
+		tok, exp, err := a.createToken(r.Context(), req.TTL)
 		if err != nil {
-			httpError(w, err, 0)
+			httpError(w, err, http.StatusBadRequest)
 			return
 		}
-		writeJSON(w, v.Proc)
+		writeJSON(w, TokenResponse{Token: tok, Expires: exp, Join: a.cfg.advertise()})
 	})
 	mux.HandleFunc("GET /v1/procs/{id}/logs", a.logs)
 	mux.HandleFunc("GET /v1/nodes", func(w http.ResponseWriter, r *http.Request) {
@@ -90,6 +83,29 @@ func (a *Agent) routes() http.Handler {
 		writeJSON(w, nodes)
 	})
 	return mux
+}
+
+// serveRun starts a process here, or on the node the spec names.
+func (a *Agent) serveRun(w http.ResponseWriter, r *http.Request) {
+	var spec RunSpec
+	if err := json.NewDecoder(io.LimitReader(r.Body, maxModule*2)).Decode(&spec); err != nil {
+		httpError(w, fmt.Errorf("run: %w", err), http.StatusBadRequest)
+		return
+	}
+	if spec.Node != "" && spec.Node != a.cfg.Name {
+		if r.TLS != nil {
+			httpError(w, fmt.Errorf("run: %s is not node %s", a.cfg.Name, spec.Node), http.StatusBadRequest)
+			return
+		}
+		a.forward(w, r, spec.Node, spec)
+		return
+	}
+	v, err := a.start(r.Context(), spec)
+	if err != nil {
+		httpError(w, err, 0)
+		return
+	}
+	writeJSON(w, v.Proc)
 }
 
 // logs streams a process's output as JSON lines.
@@ -359,4 +375,55 @@ func (c *Client) Logs(ctx context.Context, id string, from, epoch uint64, follow
 		}
 	}
 	return sc.Err()
+}
+
+// TokenRequest asks the hub for a join token.
+type TokenRequest struct {
+	TTL time.Duration `json:"ttl"`
+}
+
+// TokenResponse is a join token and where to join with it.
+type TokenResponse struct {
+	Token   string    `json:"token"`
+	Expires time.Time `json:"expires"`
+	Join    string    `json:"join"` // the hub's address
+}
+
+// CreateToken asks the hub for a join token.
+func (c *Client) CreateToken(ctx context.Context, ttl time.Duration) (TokenResponse, error) {
+	var t TokenResponse
+	return t, c.do(ctx, http.MethodPost, "/v1/tokens", TokenRequest{TTL: ttl}, &t)
+}
+
+// Migrate moves a process to node, calling progress with every event;
+// it returns the last, or the error the move ended with.
+func (c *Client) Migrate(ctx context.Context, id, node string, progress func(Progress)) (Progress, error) {
+	b, _ := json.Marshal(MigrateSpec{Node: node})
+	resp, err := c.send(ctx, http.MethodPost, "/v1/procs/"+url.PathEscape(id)+"/migrate", bytes.NewReader(b))
+	if err != nil {
+		return Progress{}, err
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	var last Progress
+	for sc.Scan() {
+		var p Progress
+		if err := json.Unmarshal(sc.Bytes(), &p); err != nil {
+			return Progress{}, fmt.Errorf("migrate %s: %w", id, err)
+		}
+		switch p.Event {
+		case "error":
+			return p, remoteError{msg: p.Error, kind: ErrMove}
+		case "done":
+			return p, nil
+		}
+		if progress != nil {
+			progress(p)
+		}
+		last = p
+	}
+	if err := sc.Err(); err != nil {
+		return last, fmt.Errorf("migrate %s: %w", id, err)
+	}
+	return last, fmt.Errorf("migrate %s: the agent stopped answering", id)
 }

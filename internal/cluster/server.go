@@ -1,10 +1,13 @@
 package cluster
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"path/filepath"
+	"strconv"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -16,10 +19,16 @@ type ServerConfig struct {
 	Name    string // the server's name in the grid
 	DataDir string // JetStream's store lives in DataDir/nats
 	Logger  *slog.Logger
+	// Listen, if set (host:port), opens the server to the grid's other
+	// agents there, over TLS; TLS must then require and verify client
+	// certificates. Without it only in-process clients reach the server.
+	Listen string
+	TLS    *tls.Config
 }
 
-// Server is an embedded NATS server with JetStream that only in-process
-// clients reach: it opens no port until the grid's transport is secured.
+// Server is an embedded NATS server with JetStream. Only in-process
+// clients reach it, unless it listens with mutual TLS for the grid's
+// other agents.
 type Server struct {
 	ns *server.Server
 }
@@ -38,6 +47,20 @@ func StartServer(cfg ServerConfig) (*Server, error) {
 		SyncAlways: true,
 		DontListen: true,
 		NoSigs:     true,
+	}
+	if cfg.Listen != "" {
+		if cfg.TLS == nil || cfg.TLS.ClientAuth != tls.RequireAndVerifyClientCert {
+			return nil, errors.New("start NATS: listening needs TLS that verifies clients")
+		}
+		host, port, err := net.SplitHostPort(cfg.Listen)
+		if err != nil {
+			return nil, fmt.Errorf("start NATS: listen %q: %w", cfg.Listen, err)
+		}
+		if opts.Port, err = strconv.Atoi(port); err != nil {
+			return nil, fmt.Errorf("start NATS: listen %q: bad port", cfg.Listen)
+		}
+		opts.Host, opts.DontListen = host, false
+		opts.TLS, opts.TLSVerify, opts.TLSConfig, opts.TLSTimeout = true, true, cfg.TLS, 5
 	}
 	ns, err := server.NewServer(opts)
 	if err != nil {
@@ -59,6 +82,17 @@ func (s *Server) Connect(name string) (*nats.Conn, error) {
 	nc, err := nats.Connect("", nats.InProcessServer(s.ns), nats.Name(name))
 	if err != nil {
 		return nil, fmt.Errorf("connect to embedded NATS: %w", err)
+	}
+	return nc, nil
+}
+
+// ConnectURL connects to a grid's NATS server over mutual TLS.
+func ConnectURL(url, name string, tc *tls.Config) (*nats.Conn, error) {
+	nc, err := nats.Connect(url, nats.Secure(tc), nats.Name(name),
+		// The hub may restart; the agent waits for it rather than fail.
+		nats.MaxReconnects(-1), nats.ReconnectWait(500*time.Millisecond))
+	if err != nil {
+		return nil, fmt.Errorf("connect to the grid's NATS at %s: %w", url, err)
 	}
 	return nc, nil
 }

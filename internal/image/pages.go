@@ -202,3 +202,39 @@ func unpackModule(c []byte, size int) ([]byte, error) {
 	}
 	return m, nil
 }
+
+// CompressPage appends page's zstd frame to dst, with the codec settings
+// images use; the migration stream sends pages this way.
+func CompressPage(dst, page []byte) ([]byte, error) {
+	if len(page) != PageSize {
+		return nil, fmt.Errorf("compress page: %d bytes, not %d", len(page), PageSize)
+	}
+	zenc, err := pageEncoder()
+	if err != nil {
+		return nil, fmt.Errorf("zstd encoder: %w", err)
+	}
+	return zenc.EncodeAll(page, dst), nil
+}
+
+// DecompressPage decodes a page's zstd frame into dst, which must be one
+// page long; a frame that does not decode to exactly one page is refused.
+func DecompressPage(dst, frame []byte) error {
+	if len(dst) != PageSize {
+		return fmt.Errorf("decompress page: destination of %d bytes", len(dst))
+	}
+	zdec, err := pageDecoder()
+	if err != nil {
+		return fmt.Errorf("zstd decoder: %w", err)
+	}
+	out, err := zdec.DecodeAll(frame, dst[:0:PageSize])
+	if err != nil {
+		return fmt.Errorf("%w: page: %w", ErrCorrupt, err)
+	}
+	if len(out) != PageSize {
+		return fmt.Errorf("%w: page decompresses to %d bytes", ErrCorrupt, len(out))
+	}
+	if &out[0] != &dst[0] {
+		copy(dst, out)
+	}
+	return nil
+}

@@ -598,3 +598,19 @@ func loadMemory(mem api.Memory, data []byte) error {
 	}
 	return nil
 }
+
+// LiveMemory is the program's memory as it is at this moment, while the
+// process may be running: a view, not a copy, valid until memory grows.
+// Reads of it race with the guest's writes by design: a pre-copy round
+// copies each page before sending it and sends the page again when it
+// has changed since. Pages lent to Asyncify beyond the program's view are
+// not part of it.
+func (p *Process) LiveMemory() []byte {
+	mem := p.mod.Memory()
+	size := uint64(mem.Size())
+	if p.async != nil {
+		size = min(size, uint64(uint32(p.async.pages.Get()))*image.PageSize)
+	}
+	b, _ := mem.Read(0, uint32(min(size, 1<<32-image.PageSize)))
+	return b
+}

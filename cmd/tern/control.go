@@ -1,0 +1,212 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/ternhq/tern/internal/migrate"
+	"github.com/ternhq/tern/internal/process"
+)
+
+// The control socket (--control PATH) is the agent's line to a process it
+// runs: over it the agent moves the process to another device. The agent
+// connects and sends a command line; see serveControl.
+
+// What the agent sends during a move: once the destination has compiled
+// the module, permission to freeze; once the frozen state has gone out,
+// the verdict.
+const (
+	permitFreeze = 'F'
+
+	verdictCommit = 'C' // the destination owns the process: end here
+	verdictAbort  = 'A' // the move failed: go on here
+)
+
+// Pre-copy has converged when a round finds this few dirty pages, after
+// maxRounds, or when rounds stop shrinking: the rest goes while frozen.
+// Until the destination is ready, converged rounds go on every
+// precopyEvery to keep what is left small, for at most permitWait.
+const (
+	precopyDone  = 32
+	maxRounds    = 12
+	precopyEvery = 20 * time.Millisecond
+	permitWait   = 5 * time.Minute
+)
+
+// control is a process's control socket and what the agent learns from it.
+type control struct {
+	ln    net.Listener
+	conns chan net.Conn
+	// Output written by the guest so far: the agent drains this much from
+	// the process's pipes before the destination may write.
+	stdout, stderr countingWriter
+}
+
+// listenControl opens the control socket at path.
+func listenControl(path string) (*control, error) {
+	os.Remove(path) // left by a process that died
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		return nil, fmt.Errorf("--control: %w", err)
+	}
+	if err := os.Chmod(path, 0o600); err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("--control: %w", err)
+	}
+	logf, err := os.OpenFile(path+".log", os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+	if err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("--control: %w", err)
+	}
+	diag = logf
+	c := &control{ln: ln, conns: make(chan net.Conn)}
+	go func() {
+		for {
+			conn, err := ln.Accept()
+			if err != nil {
+				close(c.conns)
+				return
+			}
+			c.conns <- conn
+		}
+	}()
+	return c, nil
+}
+
+func (c *control) Close() {
+	if c != nil {
+		c.ln.Close()
+	}
+}
+
+// requests is nil without a control socket, so a select on it blocks.
+func (c *control) requests() <-chan net.Conn {
+	if c == nil {
+		return nil
+	}
+	return c.conns
+}
+
+// diag is where tern tells the user about the process it runs (freezes,
+// moves). Under an agent (--control PATH) it is the file PATH.log: the
+// process's stderr goes into the grid as the program's own, and the agent
+// counts it to know when it has all of it.
+var diag io.Writer = os.Stderr
+
+// countingWriter counts what passes through it.
+type countingWriter struct {
+	w io.Writer
+	n atomic.Uint64
+}
+
+func (c *countingWriter) Write(b []byte) (int, error) {
+	n, err := c.w.Write(b)
+	c.n.Add(uint64(n))
+	return n, err
+}
+
+// serveControl runs one command from the agent. The only command so far is
+// "migrate": send the process down the connection as a migration stream
+// (pre-copy rounds while it runs, then frozen), then wait for the verdict.
+// Committed, the process ends here; aborted, it goes on. If the agent
+// goes away before saying, the process must not go on (the destination
+// may own it already) and must not be lost either: it is written to the
+// checkpoint file and ends, and the agent decides when it is back.
+func serveControl(ctx context.Context, conn net.Conn, p *process.Process, prog *process.Program, f freezeFlags, engine string, ctl *control) error {
+	defer conn.Close()
+	conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	br := bufio.NewReader(conn)
+	line, err := br.ReadString('\n')
+	if err != nil {
+		return fmt.Errorf("control: %w", err)
+	}
+	conn.SetReadDeadline(time.Time{})
+	if cmd := strings.TrimSpace(line); cmd != "migrate" {
+		fmt.Fprintf(conn, "unknown command %q\n", cmd)
+		return fmt.Errorf("control: unknown command %q", cmd)
+	}
+	w := migrate.NewWriter(conn)
+	s, err := migrate.NewSender(w, prog.Wasm)
+	if err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	// The agent's bytes: a permit to freeze, then a verdict (0: none).
+	permit := make(chan struct{})
+	verdict := make(chan byte, 1)
+	go func() {
+		b, err := br.ReadByte()
+		if err == nil && b == permitFreeze {
+			close(permit)
+			b, err = br.ReadByte()
+		}
+		if err != nil {
+			b = 0
+		}
+		verdict <- b
+	}()
+	prev, converged := -1, false
+	waitUntil := time.Now().Add(permitWait)
+precopy:
+	for round := 1; ; round++ {
+		st, err := s.Round(p.LiveMemory(), false)
+		if err != nil {
+			return fmt.Errorf("migrate: pre-copy: %w", err)
+		}
+		converged = converged || st.Pages <= precopyDone || round >= maxRounds || (prev >= 0 && st.Pages*10 > prev*9)
+		prev = st.Pages
+		if !converged {
+			continue
+		}
+		select {
+		case <-permit:
+			break precopy
+		case v := <-verdict:
+			return fmt.Errorf("migrate: called off before the freeze (%q); the process goes on here", v)
+		case <-time.After(precopyEvery):
+		}
+		if time.Now().After(waitUntil) {
+			return errors.New("migrate: the destination did not get ready; the process goes on here")
+		}
+	}
+	fz, err := p.Freeze(ctx, f.timeout)
+	if err != nil {
+		// The process goes on; the agent sees the stream break off.
+		return fmt.Errorf("migrate: %w", err)
+	}
+	img := fz.Image
+	img.Producer = producer(engine)
+	if _, err := s.Finish(img, migrate.Final{Stdout: ctl.stdout.n.Load(), Stderr: ctl.stderr.n.Load(), Halt: fz.Halt}); err != nil {
+		fz.Continue()
+		return fmt.Errorf("migrate: send state: %w", err)
+	}
+	v := <-verdict
+	switch {
+	case v == verdictCommit:
+		fz.Stop()
+		fmt.Fprintln(diag, "tern: migrated")
+		return nil
+	case v == verdictAbort:
+		fz.Continue()
+		return errors.New("migrate: abandoned by the agent; the process goes on here")
+	}
+	// No verdict: keep the process, frozen, in its checkpoint.
+	if f.checkpoint != "" {
+		if err := storeModuleBeside(f.checkpoint, prog.Wasm, prog.Hash); err == nil {
+			if _, err := writeImage(f.checkpoint, img); err == nil {
+				fz.Stop()
+				fmt.Fprintf(diag, "tern: the agent went away during a move; frozen into %s\n", f.checkpoint)
+				return nil
+			}
+		}
+	}
+	fz.Stop()
+	return errors.New("migrate: the agent went away during a move and no checkpoint could be written")
+}

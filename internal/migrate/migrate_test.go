@@ -1,0 +1,152 @@
+package migrate
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"errors"
+	"math/rand/v2"
+	"testing"
+	"time"
+
+	"github.com/ternhq/tern/internal/image"
+)
+
+func testImage(module []byte, mem []byte) *image.Image {
+	return &image.Image{
+		Kind:       image.KindGo,
+		Created:    time.Unix(1700000000, 0).UTC(),
+		Producer:   "test",
+		ModuleHash: sha256.Sum256(module),
+		Guest:      []byte("guest"),
+		Globals:    []image.Global{{Index: 0, Type: 0x7f, Bits: 42}},
+		WASI:       []byte("wasi"),
+		Memory:     mem,
+	}
+}
+
+// A memory that changes between rounds, grows, and has pages going back
+// to zero arrives exactly as it was when frozen, and later rounds send
+// only what changed.
+func TestRoundTrip(t *testing.T) {
+	module := []byte("\x00asm\x01\x00\x00\x00 pretend")
+	rng := rand.New(rand.NewPCG(1, 2))
+	mem := make([]byte, 8*image.PageSize)
+	fill := func(page int) {
+		for i := page * image.PageSize; i < (page+1)*image.PageSize; i += 64 {
+			mem[i] = byte(rng.Uint32())
+		}
+	}
+	for _, p := range []int{0, 2, 3, 7} {
+		fill(p)
+	}
+	var buf bytes.Buffer
+	w := NewWriter(&buf)
+	s, err := NewSender(w, module)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := s.Round(mem, false)
+	if err != nil || st.Pages != 4 {
+		t.Fatalf("first round: %d pages, %v; want the 4 non-zero ones", st.Pages, err)
+	}
+	if st, _ = s.Round(mem, false); st.Pages != 0 {
+		t.Fatalf("unchanged round sent %d pages", st.Pages)
+	}
+	fill(2)
+	clear(mem[3*image.PageSize : 4*image.PageSize])
+	mem = append(mem, make([]byte, 2*image.PageSize)...)
+	fill(9)
+	if st, _ = s.Round(mem, false); st.Pages != 3 {
+		t.Fatalf("round after 3 changes sent %d pages", st.Pages)
+	}
+	fill(0)
+	want := testImage(module, mem)
+	st, err = s.Finish(want, Final{Stdout: 12, Stderr: 3, Halt: 1500 * time.Microsecond})
+	if err != nil || st.Pages != 1 {
+		t.Fatalf("final: %d pages, %v", st.Pages, err)
+	}
+	r, err := NewReader(&buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var compiled []byte
+	in, err := Receive(r, func(m []byte) { compiled = m })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(compiled, module) || !bytes.Equal(in.Module, module) {
+		t.Fatal("module not handed over")
+	}
+	if !bytes.Equal(in.Image.Memory, mem) {
+		t.Fatal("memory differs")
+	}
+	if in.Final.Stdout != 12 || in.Final.Stderr != 3 || in.Final.Halt != 1500*time.Microsecond || in.Rounds != 4 {
+		t.Fatalf("final %+v rounds %d", in.Final, in.Rounds)
+	}
+	if in.Image.Globals[0].Bits != 42 || string(in.Image.WASI) != "wasi" || in.Image.ModuleHash != want.ModuleHash {
+		t.Fatalf("state differs: %+v", in.Image)
+	}
+}
+
+func TestBadStreams(t *testing.T) {
+	module := []byte("\x00asm\x01\x00\x00\x00")
+	good := func(edit func(w *Writer)) []byte {
+		var buf bytes.Buffer
+		w := NewWriter(&buf)
+		edit(w)
+		w.Flush()
+		return buf.Bytes()
+	}
+	page := func(i uint64) []byte {
+		z, _ := image.CompressPage(nil, make([]byte, image.PageSize))
+		return append(appendUvarint(nil, i), z...)
+	}
+	round := func(pages uint64, final byte) []byte {
+		return append(appendUvarint(appendUvarint(nil, 1), pages), final)
+	}
+	for _, c := range []struct {
+		name   string
+		stream []byte
+	}{
+		{"empty", nil},
+		{"foreign", []byte("GIF89a..")},
+		{"newer version", []byte(Magic + "\x09")},
+		{"no end", good(func(w *Writer) { w.Frame(FrameModule, module) })},
+		{"page before module", good(func(w *Writer) { w.Frame(FramePage, page(0)) })},
+		{"page outside round", good(func(w *Writer) { w.Frame(FrameModule, module); w.Frame(FramePage, page(0)) })},
+		{"page past memory", good(func(w *Writer) {
+			w.Frame(FrameModule, module)
+			w.Frame(FrameRound, round(1, 0))
+			w.Frame(FramePage, page(1))
+		})},
+		{"memory too large", good(func(w *Writer) { w.Frame(FrameModule, module); w.Frame(FrameRound, round(MaxPages+1, 0)) })},
+		{"memory shrinks", good(func(w *Writer) {
+			w.Frame(FrameModule, module)
+			w.Frame(FrameRound, round(2, 0))
+			w.Frame(FrameRound, round(1, 0))
+		})},
+		{"corrupt page", good(func(w *Writer) {
+			w.Frame(FrameModule, module)
+			w.Frame(FrameRound, round(1, 0))
+			w.Frame(FramePage, []byte{0, 1, 2, 3})
+		})},
+		{"end before state", good(func(w *Writer) { w.Frame(FrameModule, module); w.Frame(FrameRound, round(1, 1)); w.Frame(FrameEnd) })},
+		{"state before final round", good(func(w *Writer) {
+			w.Frame(FrameModule, module)
+			w.Frame(FrameRound, round(1, 0))
+			w.Frame(FrameFinal, Final{}.Marshal())
+		})},
+		{"unknown frame", good(func(w *Writer) { w.Frame(FrameModule, module); w.Frame('?') })},
+		{"huge frame", append([]byte(Magic+"\x01M"), appendUvarint(nil, 1<<40)...)},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			r, err := NewReader(bytes.NewReader(c.stream))
+			if err == nil {
+				_, err = Receive(r, nil)
+			}
+			if !errors.Is(err, ErrStream) {
+				t.Fatalf("got %v, want ErrStream", err)
+			}
+		})
+	}
+}
