@@ -20,7 +20,50 @@ func startAgent(t *testing.T, name, dir string) (string, func() error) {
 	if dir == "" {
 		dir = t.TempDir()
 	}
-	cmd := exec.Command(ternBin, "agent", "--data", dir, "--name", name, "--log-level", "info")
+	a := startAgentCmd(t, name, dir, []string{ternBin, "agent", "--data", dir, "--name", name, "--log-level", "info"})
+	return dir, a.stop
+}
+
+// agentProc is an agent the test started.
+type agentProc struct {
+	name, dir string
+	cmd       *exec.Cmd
+	done      chan error
+	stopped   bool
+	log       string
+}
+
+// stop ends the agent as a user would (SIGTERM) and waits for it.
+func (a *agentProc) stop() error {
+	if a.stopped {
+		return nil
+	}
+	a.stopped = true
+	a.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case err := <-a.done:
+		return err
+	case <-time.After(60 * time.Second):
+		a.cmd.Process.Kill()
+		return <-a.done
+	}
+}
+
+// crash kills the agent outright; its processes, in their own process
+// groups, live on as they would.
+func (a *agentProc) crash() {
+	if !a.stopped {
+		a.stopped = true
+		a.cmd.Process.Kill()
+		<-a.done
+	}
+}
+
+// startAgentCmd runs an agent command line (name and dir as it names
+// them) until the test ends, and waits until it lists itself.
+func startAgentCmd(t *testing.T, name, dir string, argv []string) *agentProc {
+	t.Helper()
+	cmd := exec.Command(argv[0], argv[1:]...)
 	logf, err := os.Create(filepath.Join(t.TempDir(), "agent.log"))
 	if err != nil {
 		t.Fatal(err)
@@ -29,36 +72,28 @@ func startAgent(t *testing.T, name, dir string) (string, func() error) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	stopped := false
-	stop := func() error {
-		if stopped {
-			return nil
-		}
-		stopped = true
-		cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case err := <-done:
-			return err
-		case <-time.After(60 * time.Second):
-			cmd.Process.Kill()
-			return <-done
-		}
-	}
+	a := &agentProc{name: name, dir: dir, cmd: cmd, done: make(chan error, 1), log: logf.Name()}
+	go func() { a.done <- cmd.Wait() }()
 	t.Cleanup(func() {
-		stop()
+		a.stop()
 		if t.Failed() {
-			b, _ := os.ReadFile(logf.Name())
-			t.Logf("agent log:\n%s", b)
+			b, _ := os.ReadFile(a.log)
+			t.Logf("agent %s log:\n%s", name, b)
 		}
 	})
 	for start := time.Now(); ; time.Sleep(50 * time.Millisecond) {
 		if r := runTern(t, "", nil, "nodes", "--data", dir); r.code == 0 && strings.Contains(r.stdout, name) {
-			return dir, stop
+			return a
 		}
-		if time.Since(start) > 60*time.Second {
-			t.Fatal("the agent did not answer within 60s")
+		select {
+		case err := <-a.done:
+			a.stopped = true
+			b, _ := os.ReadFile(a.log)
+			t.Fatalf("agent %s ended at start: %v\n%s", name, err, b)
+		default:
+		}
+		if time.Since(start) > 120*time.Second {
+			t.Fatalf("agent %s did not answer within 120s", name)
 		}
 	}
 }

@@ -33,9 +33,9 @@ import (
 type Config struct {
 	Name    string // the node's name in the grid (default: the host name)
 	DataDir string // NATS store, modules, images, compilation cache, socket
-	// Tern is the tern executable the agent runs processes with
-	// (default: this one).
-	Tern   string
+	// Tern is the command the agent runs processes with: the tern
+	// executable, possibly behind an emulator (default: this executable).
+	Tern   []string
 	Engine string // compiler or interpreter; "" lets tern choose
 	Logger *slog.Logger
 	// Listen (host:port) opens the agent to the grid: other agents move
@@ -102,12 +102,12 @@ func Run(ctx context.Context, cfg Config) error {
 		}
 		cfg.Name = h
 	}
-	if cfg.Tern == "" {
+	if len(cfg.Tern) == 0 {
 		exe, err := os.Executable()
 		if err != nil {
 			return fmt.Errorf("agent: own executable: %w", err)
 		}
-		cfg.Tern = exe
+		cfg.Tern = []string{exe}
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
@@ -118,6 +118,9 @@ func Run(ctx context.Context, cfg Config) error {
 		}
 	}
 	a := &Agent{cfg: cfg, log: cfg.Logger, procs: map[string]*child{}}
+	if fault != "" {
+		a.log.Warn("TERN_FAULT is set: this agent will die on purpose during a move", "at", fault)
+	}
 	ln, err := a.listen()
 	if err != nil {
 		return err
@@ -304,7 +307,7 @@ func (a *Agent) spawn(id string, epoch uint64, args []string) (*child, error) {
 		own = append(own, "--engine", a.cfg.Engine)
 	}
 	args = append(append([]string{args[0]}, own...), args[1:]...)
-	cmd := exec.Command(a.cfg.Tern, args...)
+	cmd := exec.Command(a.cfg.Tern[0], append(slices.Clone(a.cfg.Tern[1:]), args...)...)
 	ownGroup(cmd)
 	stdout, err := a.out.Writer(context.Background(), id, epoch, "stdout")
 	if err != nil {
@@ -326,7 +329,7 @@ func (a *Agent) spawn(id string, epoch uint64, args []string) (*child, error) {
 		return nil, errors.New("the agent is stopping")
 	}
 	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start %s: %w", a.cfg.Tern, err)
+		return nil, fmt.Errorf("start %s: %w", a.cfg.Tern[0], err)
 	}
 	a.procs[id] = c
 	a.wg.Add(1)
@@ -362,20 +365,34 @@ func (a *Agent) supervise(v cluster.Versioned, c *child) {
 }
 
 // finish records a process's end: frozen if it left an image (it was
-// frozen by a signal), exited otherwise.
+// frozen by a signal), exited otherwise. The record may have changed since
+// v (a move that failed fences it): it is read again, and left alone if
+// another node owns the process now.
 func (a *Agent) finish(v cluster.Versioned, code int) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	p := v.Proc
-	p.State, p.ExitCode = cluster.StateExited, code
-	if _, err := os.Stat(a.imagePath(p.ID)); err == nil && code == 0 {
-		p.State = cluster.StateFrozen
+	state := cluster.StateExited
+	if _, err := os.Stat(a.imagePath(v.ID)); err == nil && code == 0 {
+		state = cluster.StateFrozen
 	}
-	if _, err := a.reg.Update(ctx, v, p); err != nil {
-		a.log.Error("record process end", "id", p.ID, "err", err)
+	for {
+		p := v.Proc
+		p.State, p.ExitCode = state, code
+		_, err := a.reg.Update(ctx, v, p)
+		if errors.Is(err, cluster.ErrConflict) {
+			if v, err = a.reg.Get(ctx, v.ID); err == nil && v.Node == a.cfg.Name {
+				continue
+			}
+			a.log.Info("process ended here, owned elsewhere", "id", v.ID, "err", err)
+			return
+		}
+		if err != nil {
+			a.log.Error("record process end", "id", p.ID, "err", err)
+			return
+		}
+		a.log.Info("process ended", "id", p.ID, "state", p.State, "code", code)
 		return
 	}
-	a.log.Info("process ended", "id", p.ID, "state", p.State, "code", code)
 }
 
 // kill ends a process running here.

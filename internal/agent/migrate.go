@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"strconv"
 	"time"
 
@@ -118,6 +119,7 @@ func (a *Agent) migrateOut(ctx context.Context, id, node string, progress func(P
 		err = rerr // cannot happen: the destination read the whole stream
 	}
 	if err == nil {
+		crashPoint("die-after-commit")
 		// The destination owns it: end the frozen copy here.
 		c.migrated.Store(true)
 		conn.Write([]byte{'C'})
@@ -253,6 +255,7 @@ func (a *Agent) migrateIn(ctx context.Context, from, id string, rev uint64, stre
 		}
 		if want == "compiled\n" {
 			progress(Progress{Event: "compiled"})
+			crashPoint("die-after-compiled")
 		}
 	}
 	if err := <-copied; err != nil {
@@ -450,4 +453,18 @@ func (a *Agent) peerStream(ctx context.Context, n cluster.Node, path string, bod
 		return fmt.Errorf("node %s: %w", n.Name, err)
 	}
 	return fmt.Errorf("node %s stopped answering", n.Name)
+}
+
+// fault is TERN_FAULT: the tests make an agent die at a chosen point of a
+// move, the way a power cut would, to check that a process then runs in
+// exactly one place.
+var fault = os.Getenv("TERN_FAULT")
+
+// crashPoint kills the agent outright if the test asked for it here.
+func crashPoint(name string) {
+	if fault == name {
+		p, _ := os.FindProcess(os.Getpid())
+		p.Kill()
+		select {}
+	}
 }
