@@ -14,6 +14,7 @@ import (
 
 	"github.com/ternhq/tern/internal/migrate"
 	"github.com/ternhq/tern/internal/process"
+	"github.com/ternhq/tern/internal/wasi"
 )
 
 // The control socket (--control PATH) is the agent's line to a process it
@@ -32,13 +33,11 @@ const (
 
 // Pre-copy has converged when a round finds this few dirty pages, after
 // maxRounds, or when rounds stop shrinking: the rest goes while frozen.
-// Until the destination is ready, converged rounds go on every
-// precopyEvery to keep what is left small, for at most permitWait.
+// The destination must be ready within permitWait.
 const (
-	precopyDone  = 32
-	maxRounds    = 12
-	precopyEvery = 20 * time.Millisecond
-	permitWait   = 5 * time.Minute
+	precopyDone = 32
+	maxRounds   = 12
+	permitWait  = 5 * time.Minute
 )
 
 // control is a process's control socket and what the agent learns from it.
@@ -85,6 +84,17 @@ func (c *control) Close() {
 	if c != nil {
 		c.ln.Close()
 	}
+}
+
+// stdio is the process's standard streams: this tern's, counted when the
+// agent runs it.
+func (c *control) stdio() wasi.Stdio {
+	st := wasi.Stdio{Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr}
+	if c != nil {
+		c.stdout.w, c.stderr.w = st.Stdout, st.Stderr
+		st.Stdout, st.Stderr = &c.stdout, &c.stderr
+	}
+	return st
 }
 
 // requests is nil without a control socket, so a select on it blocks.
@@ -152,29 +162,32 @@ func serveControl(ctx context.Context, conn net.Conn, p *process.Process, prog *
 		}
 		verdict <- b
 	}()
-	prev, converged := -1, false
-	waitUntil := time.Now().Add(permitWait)
-precopy:
+	// Rounds until they converge; then, if the destination is not ready
+	// yet (it compiles the module), a pause without copying, since what
+	// would be sent meanwhile would mostly be sent again; then rounds
+	// until they converge again, and the freeze.
+	prev, permitted, limit := -1, false, maxRounds
 	for round := 1; ; round++ {
 		st, err := s.Round(p.LiveMemory(), false)
 		if err != nil {
 			return fmt.Errorf("migrate: pre-copy: %w", err)
 		}
-		converged = converged || st.Pages <= precopyDone || round >= maxRounds || (prev >= 0 && st.Pages*10 > prev*9)
+		converged := st.Pages <= precopyDone || round >= limit || (prev >= 0 && st.Pages*10 > prev*9)
 		prev = st.Pages
 		if !converged {
 			continue
 		}
+		if permitted {
+			break
+		}
 		select {
 		case <-permit:
-			break precopy
 		case v := <-verdict:
 			return fmt.Errorf("migrate: called off before the freeze (%q); the process goes on here", v)
-		case <-time.After(precopyEvery):
-		}
-		if time.Now().After(waitUntil) {
+		case <-time.After(permitWait):
 			return errors.New("migrate: the destination did not get ready; the process goes on here")
 		}
+		permitted, prev, limit = true, -1, round+maxRounds
 	}
 	fz, err := p.Freeze(ctx, f.timeout)
 	if err != nil {

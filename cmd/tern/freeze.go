@@ -83,7 +83,9 @@ func (f *freezeFlags) check() error {
 // until it lands or p ends; a signal while it retries stops p without a
 // checkpoint.
 func supervise(ctx context.Context, p *process.Process, prog *process.Program, f freezeFlags, engine string, ctl *control) error {
-	guestGCPolicy()
+	if !gcPolicySet {
+		guestGCPolicy()
+	}
 	type runResult struct {
 		code uint32
 		err  error
@@ -259,6 +261,10 @@ func producer(engine string) string {
 	return fmt.Sprintf("tern %s %s/%s %s", v, runtime.GOOS, runtime.GOARCH, e)
 }
 
+// gcPolicySet: guestGCPolicy ran already (a process moved here runs it
+// before it is let go, so that its collection is not downtime).
+var gcPolicySet bool
+
 // gcHeadroom is how much tern's heap (the guest's memory included) may
 // grow before a collection runs while the guest does.
 const gcHeadroom = 1 << 30
@@ -272,6 +278,7 @@ const gcHeadroom = 1 << 30
 // while a guest runs is small (WASI calls, a freeze's image), so the
 // headroom is reached, if at all, by a guest growing its memory.
 func guestGCPolicy() {
+	gcPolicySet = true
 	runtime.GC()
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)

@@ -293,7 +293,7 @@ func copiesRunning(t *testing.T, id string) []string {
 	for _, c := range cmdlines {
 		b, _ := os.ReadFile(c)
 		for _, arg := range strings.Split(string(b), "\x00") {
-			if dir, ok := strings.CutSuffix(arg, "/run/"+id+".sock"); ok {
+			if dir, sock, ok := strings.Cut(arg, "/run/"+id+"-"); ok && strings.HasSuffix(sock, ".sock") {
 				dirs = append(dirs, dir)
 			}
 		}

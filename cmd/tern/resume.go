@@ -7,11 +7,11 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 
 	"github.com/spf13/cobra"
 	"github.com/tetratelabs/wazero"
@@ -87,80 +87,28 @@ func resumeImage(ctx context.Context, f resumeFlags, path string) error {
 		f.freeze.catchSignals()
 		defer signal.Stop(f.freeze.sigs)
 	}
-	hostDirs := map[string]string{}
-	for _, d := range f.dirs {
-		p, err := parseDir(d)
-		if err != nil {
-			return err
-		}
-		if abs, err := filepath.Abs(p.HostDir); err == nil {
-			p.HostDir = abs
-		}
-		hostDirs[p.GuestPath] = p.HostDir
+	hostDirs, err := parseHostDirs(f.dirs)
+	if err != nil {
+		return err
 	}
 	var ctl *control
 	if f.freeze.control != "" {
-		var err error
 		if ctl, err = listenControl(f.freeze.control); err != nil {
 			return err
 		}
 		defer ctl.Close()
 	}
-	var (
-		img  *image.Image
-		wasm []byte
-		err  error
-		// With --incoming the module arrives first and compiles while
-		// memory is still arriving.
-		loaded chan loadResult
-	)
 	if f.incoming {
 		if ctl == nil {
 			return errors.New("--incoming needs --control PATH to receive the process on")
 		}
-		conn, ok := <-ctl.requests()
-		if !ok {
-			return errors.New("--incoming: control socket closed")
-		}
-		defer conn.Close()
-		in, err := receiveIncoming(conn, func(module []byte) {
-			loaded = make(chan loadResult, 1)
-			go func() {
-				lr := loadProgram(ctx, f, module)
-				if lr.err == nil {
-					// The source freezes the process once it is told.
-					conn.Write([]byte("compiled\n"))
-				}
-				loaded <- lr
-			}()
-		})
-		if err != nil {
-			return err
-		}
-		img, wasm = in.Image, in.Module
-		defer func() {
-			if conn != nil {
-				conn.Close()
-			}
-		}()
-		ready := func() error {
-			if _, err := conn.Write([]byte("ready\n")); err != nil {
-				return fmt.Errorf("incoming: %w", err)
-			}
-			line, err := bufio.NewReader(conn).ReadString('\n')
-			if err != nil || line != "go\n" {
-				return errors.New("incoming: the move was abandoned")
-			}
-			conn.Close()
-			conn = nil
-			return nil
-		}
-		return resumeLoaded(ctx, f, "incoming process", img, wasm, loaded, ctl, ready)
+		return resumeIncoming(ctx, f, hostDirs, ctl)
 	}
-	if img, err = readImage(path); err != nil {
+	img, err := readImage(path)
+	if err != nil {
 		return err
 	}
-	wasm = img.Module
+	wasm := img.Module
 	switch {
 	case f.module != "":
 		b, err := os.ReadFile(f.module)
@@ -182,7 +130,33 @@ func resumeImage(ctx context.Context, f resumeFlags, path string) error {
 		}
 		wasm = b
 	}
-	return resumeLoaded(ctx, f, path, img, wasm, nil, ctl, nil)
+	return resumeLoaded(ctx, f, path, img, wasm, hostDirs, ctl)
+}
+
+// parseHostDirs reads --dir HOST:GUEST flags into guest path -> host dir.
+func parseHostDirs(dirs []string) (map[string]string, error) {
+	hostDirs := map[string]string{}
+	for _, d := range dirs {
+		p, err := parseDir(d)
+		if err != nil {
+			return nil, err
+		}
+		if abs, err := filepath.Abs(p.HostDir); err == nil {
+			p.HostDir = abs
+		}
+		hostDirs[p.GuestPath] = p.HostDir
+	}
+	return hostDirs, nil
+}
+
+// checkHostDirs refuses a --dir for a preopen the process does not have.
+func checkHostDirs(st *wasi.State, hostDirs map[string]string) error {
+	for guest := range hostDirs {
+		if !slices.ContainsFunc(st.Preopens, func(p wasi.Preopen) bool { return p.GuestPath == guest }) {
+			return fmt.Errorf("--dir: the process has no preopen %q", guest)
+		}
+	}
+	return nil
 }
 
 type loadResult struct {
@@ -205,82 +179,132 @@ func loadProgram(ctx context.Context, f resumeFlags, wasm []byte) loadResult {
 	return loadResult{rt: rt, prog: prog}
 }
 
-// receiveIncoming reads a migration stream from the agent.
-func receiveIncoming(conn io.Reader, onModule func([]byte)) (*migrate.Incoming, error) {
-	r, err := migrate.NewReader(conn)
-	if err != nil {
-		return nil, fmt.Errorf("incoming: %w", err)
-	}
-	in, err := migrate.Receive(r, onModule)
-	if err != nil {
-		return nil, fmt.Errorf("incoming: %w", err)
-	}
-	return in, nil
-}
-
-// resumeLoaded resumes img of module wasm (loaded, if not nil, delivers
-// it compiled). ready, if not nil, runs once the process is ready to go
-// and before it does: it may still call the resume off.
-func resumeLoaded(ctx context.Context, f resumeFlags, path string, img *image.Image, wasm []byte, loaded chan loadResult, ctl *control, ready func() error) error {
-	hostDirs := map[string]string{}
-	for _, d := range f.dirs {
-		p, err := parseDir(d)
-		if err != nil {
-			return err
-		}
-		if abs, err := filepath.Abs(p.HostDir); err == nil {
-			p.HostDir = abs
-		}
-		hostDirs[p.GuestPath] = p.HostDir
-	}
+// resumeLoaded resumes img of module wasm.
+func resumeLoaded(ctx context.Context, f resumeFlags, path string, img *image.Image, wasm []byte, hostDirs map[string]string, ctl *control) error {
 	var st wasi.State
 	if err := st.UnmarshalBinary(img.WASI); err != nil {
 		return fmt.Errorf("%s: %w", path, err)
 	}
-	for guest := range hostDirs {
-		found := false
-		for _, p := range st.Preopens {
-			found = found || p.GuestPath == guest
-		}
-		if !found {
-			return fmt.Errorf("--dir: the process has no preopen %q", guest)
-		}
+	if err := checkHostDirs(&st, hostDirs); err != nil {
+		return err
 	}
-	var lr loadResult
-	if loaded != nil {
-		lr = <-loaded
-	} else {
-		lr = loadProgram(ctx, f, wasm)
-	}
+	lr := loadProgram(ctx, f, wasm)
 	if lr.err != nil {
 		return lr.err
 	}
-	rt, prog := lr.rt, lr.prog
-	defer rt.Close(ctx)
-	defer prog.Close(ctx)
-	stdio := wasi.Stdio{Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr}
-	if ctl != nil {
-		ctl.stdout.w, ctl.stderr.w = stdio.Stdout, stdio.Stderr
-		stdio.Stdout, stdio.Stderr = &ctl.stdout, &ctl.stderr
-	}
-	sys, err := wasi.Restore(&st, wasi.RestoreOptions{
-		Stdio:    stdio,
-		HostDirs: hostDirs,
-	})
+	defer lr.rt.Close(ctx)
+	defer lr.prog.Close(ctx)
+	sys, err := wasi.Restore(&st, wasi.RestoreOptions{Stdio: ctl.stdio(), HostDirs: hostDirs})
 	if err != nil {
 		return fmt.Errorf("restore WASI state: %w", err)
 	}
 	defer sys.Close()
-	p, err := process.Resume(ctx, rt, prog, img, sys)
+	p, err := process.Resume(ctx, lr.rt, lr.prog, img, sys)
 	if err != nil {
 		return err
 	}
 	defer p.Close(ctx)
-	if ready != nil {
-		if err := ready(); err != nil {
-			return err
-		}
-	}
 	slog.Debug("resume", "image", path, "pages", len(img.Memory)/image.PageSize)
-	return supervise(ctx, p, prog, f.freeze, f.engine, ctl)
+	return supervise(ctx, p, lr.prog, f.freeze, f.engine, ctl)
+}
+
+// resumeIncoming receives a process that moves here from the agent, over
+// the control socket, and runs it once the agent says so. The module
+// arrives first; it is compiled and instantiated while memory is still
+// arriving, and memory is written straight into the instance.
+func resumeIncoming(ctx context.Context, f resumeFlags, hostDirs map[string]string, ctl *control) error {
+	conn, ok := <-ctl.requests()
+	if !ok {
+		return errors.New("--incoming: control socket closed")
+	}
+	defer conn.Close()
+	r, err := migrate.NewReader(conn)
+	if err != nil {
+		return fmt.Errorf("incoming: %w", err)
+	}
+	// A blank WASI system until the process's own state has arrived.
+	sys, err := wasi.New(wasi.Config{})
+	if err != nil {
+		return err
+	}
+	defer sys.Close()
+	var (
+		lr       loadResult
+		p        *process.Process
+		ready    = make(chan struct{})
+		readyErr error
+		started  bool // the module came, and with it the loading
+	)
+	defer func() {
+		if started {
+			<-ready
+		}
+		if p != nil {
+			p.Close(ctx)
+		}
+		if lr.err == nil && lr.rt != nil {
+			lr.prog.Close(ctx)
+			lr.rt.Close(ctx)
+		}
+	}()
+	rc := &migrate.Receiver{
+		OnModule: func(module []byte) {
+			started = true
+			go func() {
+				defer close(ready)
+				if lr = loadProgram(ctx, f, module); lr.err != nil {
+					readyErr = lr.err
+					return
+				}
+				if p, readyErr = process.Instantiate(ctx, lr.rt, lr.prog, sys); readyErr != nil {
+					return
+				}
+				// Collected now, while there is little to collect, not
+				// while the process is down.
+				guestGCPolicy()
+				// The source freezes the process once it is told.
+				conn.Write([]byte("compiled\n"))
+			}()
+		},
+		Memory: func(pages int) ([]byte, error) {
+			<-ready // Receiver takes no page before the module
+			if readyErr != nil {
+				return nil, readyErr
+			}
+			return p.MemoryForPages(pages)
+		},
+	}
+	in, err := rc.Receive(r)
+	if err != nil {
+		if readyErr != nil {
+			return fmt.Errorf("incoming: %w", readyErr)
+		}
+		return fmt.Errorf("incoming: %w", err)
+	}
+	if <-ready; readyErr != nil {
+		return fmt.Errorf("incoming: %w", readyErr)
+	}
+	var st wasi.State
+	if err := st.UnmarshalBinary(in.Image.WASI); err != nil {
+		return fmt.Errorf("incoming: %w", err)
+	}
+	if err := checkHostDirs(&st, hostDirs); err != nil {
+		return err
+	}
+	restored, err := wasi.Restore(&st, wasi.RestoreOptions{Stdio: ctl.stdio(), HostDirs: hostDirs})
+	if err != nil {
+		return fmt.Errorf("incoming: restore WASI state: %w", err)
+	}
+	sys.Adopt(restored)
+	if err := p.Complete(ctx, in.Image, in.Pages); err != nil {
+		return fmt.Errorf("incoming: %w", err)
+	}
+	if _, err := conn.Write([]byte("ready\n")); err != nil {
+		return fmt.Errorf("incoming: %w", err)
+	}
+	if line, err := bufio.NewReader(conn).ReadString('\n'); err != nil || line != "go\n" {
+		return errors.New("incoming: the move was abandoned")
+	}
+	conn.Close()
+	return supervise(ctx, p, lr.prog, f.freeze, f.engine, ctl)
 }

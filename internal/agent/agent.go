@@ -300,7 +300,9 @@ func (a *Agent) start(ctx context.Context, spec RunSpec) (cluster.Versioned, err
 // the OS process that runs process id here, its output going into the
 // grid at epoch. The caller supervises it.
 func (a *Agent) spawn(id string, epoch uint64, args []string) (*child, error) {
-	ctl := filepath.Join(a.cfg.DataDir, "run", id+".sock")
+	// One socket per owner epoch: the copy that moved away may still
+	// hold (and on exit remove) the last one.
+	ctl := filepath.Join(a.cfg.DataDir, "run", fmt.Sprintf("%s-%d.sock", id, epoch))
 	own := []string{"--cache-dir", filepath.Join(a.cfg.DataDir, "cache"),
 		"--checkpoint", a.imagePath(id), "--embed-module=false", "--control", ctl}
 	if a.cfg.Engine != "" {
@@ -359,7 +361,9 @@ func (a *Agent) supervise(v cluster.Versioned, c *child) {
 		a.finish(v, code)
 	}
 	a.mu.Lock()
-	delete(a.procs, v.ID)
+	if a.procs[v.ID] == c {
+		delete(a.procs, v.ID) // not the copy moved back here meanwhile
+	}
 	a.mu.Unlock()
 	close(c.done) // after the record says how it ended: kill reads it next
 }

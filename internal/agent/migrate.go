@@ -240,6 +240,11 @@ func (a *Agent) migrateIn(ctx context.Context, from, id string, rev uint64, stre
 	go func() {
 		var err error
 		n, err = io.Copy(conn, stream)
+		if err != nil {
+			// The child waits for the rest of a stream that will not
+			// come: closing its line ends it, and the wait below.
+			conn.Close()
+		}
 		copied <- err
 	}()
 	// The child says "compiled" once it could run the process, which

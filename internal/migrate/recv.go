@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"fmt"
+	"runtime"
+	"sync"
 
 	"github.com/ternhq/tern/internal/image"
 )
@@ -14,6 +16,7 @@ type Incoming struct {
 	Image  *image.Image // Memory and Module filled in
 	Final  Final
 	Rounds int
+	Pages  int // memory's size
 }
 
 // Receiver rebuilds a process from a stream, frame by frame.
@@ -29,11 +32,67 @@ type Receiver struct {
 	// OnModule, if set, is called once the module has arrived, so that
 	// compiling it overlaps with receiving memory.
 	OnModule func(module []byte)
+	// Memory, if set, gives the memory to write pages into, at least
+	// pages long, at each round (memory that grew may have moved): the
+	// process's own, so that it needs no copying at the end. The result's
+	// Image then has no Memory, and Incoming.Pages says how much it is.
+	Memory func(pages int) ([]byte, error)
+
+	// Pages are decompressed by workers; a round's pages are distinct, so
+	// the only waits are at round boundaries and before memory grows.
+	jobs     chan pageJob
+	inflight sync.WaitGroup
+	workers  sync.WaitGroup
+	mu       sync.Mutex
+	jobErr   error
 }
 
-// Receive reads a whole stream from r.
-func Receive(r *Reader, onModule func([]byte)) (*Incoming, error) {
-	rc := &Receiver{OnModule: onModule}
+type pageJob struct {
+	idx   uint64
+	dst   []byte
+	frame *[]byte
+}
+
+func (rc *Receiver) startWorkers() {
+	rc.jobs = make(chan pageJob, 64)
+	for range runtime.GOMAXPROCS(0) {
+		rc.workers.Go(func() {
+			for j := range rc.jobs {
+				if err := image.DecompressPage(j.dst, *j.frame); err != nil {
+					rc.mu.Lock()
+					if rc.jobErr == nil {
+						rc.jobErr = fmt.Errorf("%w: page %d: %w", ErrStream, j.idx, err)
+					}
+					rc.mu.Unlock()
+				}
+				bufPool.Put(j.frame)
+				rc.inflight.Done()
+			}
+		})
+	}
+}
+
+// settle waits for the pages in flight and reports a failed one.
+func (rc *Receiver) settle() error {
+	rc.inflight.Wait()
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	return rc.jobErr
+}
+
+// Close stops the workers.
+func (rc *Receiver) Close() {
+	if rc.jobs != nil {
+		close(rc.jobs)
+		rc.workers.Wait()
+		rc.jobs = nil
+	}
+}
+
+// Receive reads a whole stream from r into rc (which may be a zero
+// Receiver).
+func (rc *Receiver) Receive(r *Reader) (*Incoming, error) {
+	defer rc.Close()
 	for !rc.done {
 		f, err := r.Next()
 		if err != nil {
@@ -44,6 +103,12 @@ func Receive(r *Reader, onModule func([]byte)) (*Incoming, error) {
 		}
 	}
 	return rc.Result()
+}
+
+// Receive reads a whole stream from r into memory of its own.
+func Receive(r *Reader, onModule func([]byte)) (*Incoming, error) {
+	rc := &Receiver{OnModule: onModule}
+	return rc.Receive(r)
 }
 
 // Apply takes one frame.
@@ -67,6 +132,9 @@ func (rc *Receiver) Apply(f Frame) error {
 			rc.OnModule(rc.module)
 		}
 	case FrameRound:
+		if err := rc.settle(); err != nil {
+			return err
+		}
 		if rc.fin != nil || rc.final {
 			return fmt.Errorf("%w: a round after the final one", ErrStream)
 		}
@@ -78,6 +146,16 @@ func (rc *Receiver) Apply(f Frame) error {
 			return fmt.Errorf("%w: round of %d pages after %d", ErrStream, rd.Pages, rc.pages)
 		}
 		rc.pages, rc.final = rd.Pages, rd.Final
+		if rc.Memory != nil {
+			m, err := rc.Memory(rd.Pages)
+			if err != nil {
+				return err
+			}
+			if len(m) < rd.Pages*image.PageSize {
+				return fmt.Errorf("memory of %d bytes for %d pages", len(m), rd.Pages)
+			}
+			rc.mem = m
+		}
 		rc.rounds++
 	case FramePage, FrameZero:
 		if rc.rounds == 0 || rc.fin != nil {
@@ -92,8 +170,13 @@ func (rc *Receiver) Apply(f Frame) error {
 		}
 		// Memory grows with the pages that arrive, not with what a round
 		// claims; Result adds the zero pages at the end.
-		rc.grow(int(i+1) * image.PageSize)
-		dst := rc.mem[int(i)*image.PageSize : int(i+1)*image.PageSize]
+		if n := int(i+1) * image.PageSize; n > len(rc.mem) && rc.Memory == nil {
+			if err := rc.settle(); err != nil {
+				return err
+			}
+			rc.grow(n)
+		}
+		dst := rc.mem[int(i)*image.PageSize : int(i+1)*image.PageSize : int(i+1)*image.PageSize]
 		if f.Type == FrameZero {
 			if len(b) != 0 {
 				return fmt.Errorf("%w: zero page with data", ErrStream)
@@ -101,10 +184,20 @@ func (rc *Receiver) Apply(f Frame) error {
 			clear(dst)
 			return nil
 		}
-		if err := image.DecompressPage(dst, b); err != nil {
-			return fmt.Errorf("%w: page %d: %w", ErrStream, i, err)
+		if len(b) > image.PageSize+512 {
+			return fmt.Errorf("%w: page %d of %d bytes compressed", ErrStream, i, len(b))
 		}
+		if rc.jobs == nil {
+			rc.startWorkers()
+		}
+		frame := bufPool.Get().(*[]byte)
+		*frame = append((*frame)[:0], b...)
+		rc.inflight.Add(1)
+		rc.jobs <- pageJob{idx: i, dst: dst, frame: frame}
 	case FrameFinal:
+		if err := rc.settle(); err != nil {
+			return err
+		}
 		if !rc.final || rc.fin != nil {
 			return fmt.Errorf("%w: state before the final round", ErrStream)
 		}
@@ -125,6 +218,9 @@ func (rc *Receiver) Apply(f Frame) error {
 		fin.State = nil
 		rc.fin, rc.img = &fin, img
 	case FrameEnd:
+		if err := rc.settle(); err != nil {
+			return err
+		}
 		if rc.fin == nil {
 			return fmt.Errorf("%w: ended before the state", ErrStream)
 		}
@@ -141,10 +237,12 @@ func (rc *Receiver) Result() (*Incoming, error) {
 		return nil, fmt.Errorf("%w: not ended", ErrStream)
 	}
 	img := rc.img
-	rc.grow(rc.pages * image.PageSize)
-	img.Memory = rc.mem[:rc.pages*image.PageSize]
+	if rc.Memory == nil {
+		rc.grow(rc.pages * image.PageSize)
+		img.Memory = rc.mem[:rc.pages*image.PageSize]
+	}
 	img.Module = rc.module
-	return &Incoming{Module: rc.module, Image: img, Final: *rc.fin, Rounds: rc.rounds}, nil
+	return &Incoming{Module: rc.module, Image: img, Final: *rc.fin, Rounds: rc.rounds, Pages: rc.pages}, nil
 }
 
 func (rc *Receiver) grow(n int) {

@@ -3,7 +3,12 @@ package migrate
 import (
 	"bytes"
 	"fmt"
+	"runtime"
+	"sync"
+	"sync/atomic"
 	"time"
+
+	"github.com/klauspost/compress/zstd"
 
 	"github.com/ternhq/tern/internal/image"
 )
@@ -13,8 +18,6 @@ import (
 type Sender struct {
 	w      *Writer
 	shadow []byte // what the destination's memory is, as far as sent
-	page   [image.PageSize]byte
-	zbuf   []byte
 	round  uint64
 }
 
@@ -56,40 +59,85 @@ func (s *Sender) round1(mem []byte, final, live bool) (RoundStats, error) {
 	if err := s.w.Frame(FrameRound, append(hdr, fin)); err != nil {
 		return RoundStats{}, err
 	}
+	if final {
+		// The agent times the process's downtime from this frame.
+		if err := s.w.Flush(); err != nil {
+			return RoundStats{}, err
+		}
+	}
 	if len(s.shadow) < len(mem) {
 		s.shadow = append(s.shadow, make([]byte, len(mem)-len(s.shadow))...)
 	}
+	zenc, err := pageEncoder()
+	if err != nil {
+		return RoundStats{}, err
+	}
+	// Workers compare, copy and compress pages, each taking a run of
+	// pages at a time and updating the shadow of its own pages; this
+	// goroutine writes the frames in whatever order they come (a round's
+	// pages are distinct, so their order does not matter).
+	workers := max(1, min(runtime.GOMAXPROCS(0), pages/64))
+	type dirty struct {
+		idx int
+		buf *[]byte // nil: the page is zero now
+	}
+	out := make(chan dirty, 4*workers)
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(func() {
+			page := make([]byte, image.PageSize)
+			for {
+				lo := int(next.Add(scanRun) - scanRun)
+				if lo >= pages {
+					return
+				}
+				for i := lo; i < min(lo+scanRun, pages); i++ {
+					src, old := mem[i*image.PageSize:(i+1)*image.PageSize], s.shadow[i*image.PageSize:(i+1)*image.PageSize]
+					if bytes.Equal(src, old) {
+						continue
+					}
+					p := src
+					if live {
+						copy(page, src)
+						p = page
+						if bytes.Equal(p, old) {
+							continue // written back meanwhile
+						}
+					}
+					d := dirty{idx: i}
+					if !bytes.Equal(p, zeroPage[:]) {
+						d.buf = bufPool.Get().(*[]byte)
+						*d.buf = zenc.EncodeAll(p, (*d.buf)[:0])
+					}
+					copy(old, p)
+					out <- d
+				}
+			}
+		})
+	}
+	go func() {
+		wg.Wait()
+		close(out)
+	}()
 	var st RoundStats
 	var idx []byte
-	for i := range pages {
-		lo, hi := i*image.PageSize, (i+1)*image.PageSize
-		src, old := mem[lo:hi], s.shadow[lo:hi]
-		if bytes.Equal(src, old) {
-			continue
-		}
-		page := src
-		if live {
-			copy(s.page[:], src)
-			page = s.page[:]
-			if bytes.Equal(page, old) {
-				continue // written back meanwhile
-			}
-		}
-		idx = appendUvarint(idx[:0], uint64(i))
-		var err error
-		if bytes.Equal(page, zeroPage[:]) {
-			err = s.w.Frame(FrameZero, idx)
-		} else {
-			if s.zbuf, err = image.CompressPage(s.zbuf[:0], page); err != nil {
-				return st, err
-			}
-			err = s.w.Frame(FramePage, idx, s.zbuf)
-		}
-		if err != nil {
-			return st, err
-		}
-		copy(old, page)
+	var werr error
+	for d := range out {
 		st.Pages++
+		if werr != nil {
+			// Drain, so that the workers finish.
+		} else if idx = appendUvarint(idx[:0], uint64(d.idx)); d.buf == nil {
+			werr = s.w.Frame(FrameZero, idx)
+		} else {
+			werr = s.w.Frame(FramePage, idx, *d.buf)
+		}
+		if d.buf != nil {
+			bufPool.Put(d.buf)
+		}
+	}
+	if werr != nil {
+		return st, werr
 	}
 	if err := s.w.Flush(); err != nil {
 		return st, err
@@ -97,6 +145,29 @@ func (s *Sender) round1(mem []byte, final, live bool) (RoundStats, error) {
 	st.Bytes = s.w.Written() - start
 	return st, nil
 }
+
+// scanRun is how many pages a worker takes at a time.
+const scanRun = 16
+
+// bufPool holds compressed pages on their way out. A process being moved
+// runs with its collector held back (see tern run), so a round must not
+// allocate in proportion to memory.
+var bufPool = sync.Pool{New: func() any {
+	b := make([]byte, 0, image.PageSize+512)
+	return &b
+}}
+
+// pageEncoder compresses pages for the stream: at the fastest level, as
+// pre-copy must outrun what the process dirties. The destination decodes
+// them as image pages.
+var pageEncoder = sync.OnceValues(func() (*zstd.Encoder, error) {
+	return zstd.NewWriter(nil,
+		zstd.WithEncoderLevel(zstd.SpeedFastest),
+		zstd.WithEncoderConcurrency(runtime.GOMAXPROCS(0)),
+		zstd.WithWindowSize(image.PageSize),
+		zstd.WithEncoderCRC(false),
+	)
+})
 
 var zeroPage [image.PageSize]byte
 

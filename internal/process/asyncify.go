@@ -190,7 +190,7 @@ func decodeAsyncGuest(b []byte) (asyncGuest, error) {
 // instantiateAsync instantiates the tern host module and the guest, with
 // listeners on the unwind points that measure the stack there.
 func instantiateAsync(ctx context.Context, r wazero.Runtime, prog *Program, sys *wasi.System) (*Process, error) {
-	p := &Process{prog: prog, sys: sys, async: &asyncState{}}
+	p := &Process{prog: prog, sys: sys, async: &asyncState{}, inPlace: -1}
 	lctx := experimental.WithFunctionListenerFactory(ctx, experimental.FunctionListenerFactoryFunc(func(def api.FunctionDefinition) experimental.FunctionListener {
 		for _, u := range asyncify.UnwindImports {
 			if def.ModuleName()+"."+def.Name() == u {
@@ -572,10 +572,10 @@ func (p *Process) loadAsync(ctx context.Context, img *image.Image) error {
 			return fmt.Errorf("%w: global %d of type %#x", ErrImageMismatch, gl.Index, gl.Type)
 		}
 	}
-	if err := loadMemory(p.mod.Memory(), img.Memory); err != nil {
+	if err := p.loadMemory(img); err != nil {
 		return err
 	}
-	want := uint32(len(img.Memory) / image.PageSize)
+	want := uint32(p.imagePages(img))
 	for i, gl := range img.Globals {
 		a.globals[i].g.Set(gl.Bits)
 	}

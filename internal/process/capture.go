@@ -107,6 +107,10 @@ type Process struct {
 	caller  api.Global
 	globals []api.MutableGlobal
 
+	// inPlace: the caller wrote this many pages of memory into the
+	// instance itself (see Instantiate); -1: the image carries memory.
+	inPlace int
+
 	mu      sync.Mutex
 	req     *freezeReq
 	running bool
@@ -183,7 +187,7 @@ func instantiate(ctx context.Context, r wazero.Runtime, prog *Program, sys *wasi
 	if err != nil {
 		return nil, fmt.Errorf("instantiate: %w", err)
 	}
-	p := &Process{prog: prog, sys: sys, mod: mod}
+	p := &Process{prog: prog, sys: sys, mod: mod, inPlace: -1}
 	if prog.Go != nil {
 		p.loop = mod.ExportedFunction(goguest.ExportLoop)
 		p.flag, _ = mod.ExportedGlobal(goguest.ExportFreeze).(api.MutableGlobal)
@@ -378,7 +382,7 @@ func (p *Process) load(img *image.Image) error {
 			return fmt.Errorf("%w: global %d of type %#x", ErrImageMismatch, gl.Index, gl.Type)
 		}
 	}
-	if err := loadMemory(p.mod.Memory(), img.Memory); err != nil {
+	if err := p.loadMemory(img); err != nil {
 		return err
 	}
 	for _, gl := range img.Globals {
@@ -613,4 +617,101 @@ func (p *Process) LiveMemory() []byte {
 	}
 	b, _ := mem.Read(0, uint32(min(size, 1<<32-image.PageSize)))
 	return b
+}
+
+// loadMemory puts an image's memory into the instance, unless the caller
+// wrote it there already.
+func (p *Process) loadMemory(img *image.Image) error {
+	if p.inPlace < 0 {
+		return loadMemory(p.mod.Memory(), img.Memory)
+	}
+	if len(img.Memory) != 0 {
+		return errors.New("image carries memory that was written in place")
+	}
+	if got := int(p.mod.Memory().Size() / image.PageSize); got != p.inPlace {
+		return fmt.Errorf("%w: memory written in place is %d pages, the image's is %d", ErrImageMismatch, got, p.inPlace)
+	}
+	return nil
+}
+
+// imagePages is how many pages of memory img holds.
+func (p *Process) imagePages(img *image.Image) int {
+	if p.inPlace >= 0 {
+		return p.inPlace
+	}
+	return len(img.Memory) / image.PageSize
+}
+
+// Instantiate makes an instance of prog on sys, with zeroed memory, for a
+// state that arrives in parts: its memory is written in place through
+// MemoryForPages as it comes, then Complete loads the rest. It saves a
+// copy of all of memory, which is downtime when a process moves.
+func Instantiate(ctx context.Context, r wazero.Runtime, prog *Program, sys *wasi.System) (*Process, error) {
+	var p *Process
+	var err error
+	if prog.Async != nil {
+		p, err = instantiateAsync(ctx, r, prog, sys)
+	} else {
+		p, err = instantiate(ctx, r, prog, sys)
+	}
+	if err != nil {
+		return nil, err
+	}
+	// The sender compares with zero pages, not with the data segments
+	// that instantiation wrote.
+	view := p.LiveMemory()
+	if m := p.mod.Memory(); m.Size() > uint32(len(view)) {
+		view, _ = m.Read(0, m.Size())
+	}
+	clear(view)
+	p.inPlace = 0
+	return p, nil
+}
+
+// MemoryForPages grows the memory of an instance from Instantiate to at
+// least pages and returns all of it, to be written in place. A later
+// call may return a new slice: memory may have moved as it grew.
+func (p *Process) MemoryForPages(pages int) ([]byte, error) {
+	mem := p.mod.Memory()
+	if have := int(mem.Size() / image.PageSize); have < pages {
+		if _, ok := mem.Grow(uint32(pages - have)); !ok {
+			return nil, fmt.Errorf("grow memory to %d pages", pages)
+		}
+	}
+	b, _ := mem.Read(0, mem.Size())
+	return b, nil
+}
+
+// Complete loads img into an instance from Instantiate whose memory, pages
+// pages of it, the caller wrote in place; img.Memory must be empty. The
+// WASI system the instance was made with must have adopted the image's
+// WASI state. Run then continues the process.
+func (p *Process) Complete(ctx context.Context, img *image.Image, pages int) error {
+	if p.inPlace < 0 {
+		return errors.New("complete: the process was not instantiated to receive a state")
+	}
+	if img.ModuleHash != p.prog.Hash {
+		return fmt.Errorf("%w: image is of module %x, this module is %x", ErrImageMismatch, img.ModuleHash[:6], p.prog.Hash[:6])
+	}
+	if got := int(p.mod.Memory().Size() / image.PageSize); got != pages {
+		return fmt.Errorf("%w: memory written in place is %d pages, the image's is %d", ErrImageMismatch, got, pages)
+	}
+	p.inPlace = pages
+	if p.async != nil {
+		if img.Kind != image.KindAsyncify {
+			return fmt.Errorf("%w: image kind %s for a prepared module", ErrImageMismatch, img.Kind)
+		}
+		if err := p.loadAsync(ctx, img); err != nil {
+			return fmt.Errorf("resume: %w", err)
+		}
+		return nil
+	}
+	if img.Kind != image.KindGo || p.prog.Go == nil {
+		return fmt.Errorf("%w: image kind %s needs a module prepared for it", ErrImageMismatch, img.Kind)
+	}
+	if err := p.load(img); err != nil {
+		return fmt.Errorf("resume: %w", err)
+	}
+	p.entry = p.loop
+	return nil
 }

@@ -403,3 +403,27 @@ func Restore(st *State, opts RestoreOptions) (*System, error) {
 	}
 	return s, nil
 }
+
+// Adopt makes s the system o is — arguments, environment, preopens,
+// descriptors, clocks, random source, pending poll — and leaves o with
+// nothing to close. A process moved here live is instantiated on a blank
+// system early, so that its memory can arrive straight into the instance,
+// and takes on its restored WASI state when the rest of it has come. s
+// keeps its own suspension machinery and block hook.
+func (s *System) Adopt(o *System) {
+	for _, f := range s.fds {
+		if f != nil {
+			f.close()
+		}
+	}
+	for _, p := range s.pre {
+		if p.fast != nil {
+			p.fast.close()
+		}
+		p.root.Close()
+	}
+	s.args, s.env, s.pre, s.fds, s.stdio = o.args, o.env, o.pre, o.fds, o.stdio
+	s.clockBase, s.monoAt, s.rng = o.clockBase, o.monoAt, o.rng
+	s.stdinRead, s.pendingPoll = o.stdinRead, o.pendingPoll
+	o.pre, o.fds = nil, nil
+}
