@@ -236,3 +236,36 @@ func TestAgentBadInput(t *testing.T) {
 		t.Fatalf("bad requests registered processes: %+v", procs)
 	}
 }
+
+// A checkpoint leaves the process running unchanged, and the image saved
+// from the grid resumes where it was taken.
+func TestAgentCheckpoint(t *testing.T) {
+	g := migrationGuests(t, "150", "64", "10")[1] // the prepared C guest
+	dir, _ := startAgent(t, "node-c", "")
+	r := runTern(t, "", nil, append([]string{"run", "--on", "auto", "--data", dir, "--", g.wasm}, g.args...)...)
+	id := strings.TrimSpace(r.stdout)
+	if r.code != 0 {
+		t.Fatalf("run: exit %d\n%s", r.code, r.stderr)
+	}
+	waitUntil(t, 60*time.Second, "round 20 in the output", func() bool {
+		return strings.Contains(runTern(t, "", nil, "logs", "--data", dir, id).stdout, "round 20 ")
+	})
+	saved := filepath.Join(t.TempDir(), "ck.img")
+	c := runTern(t, "", nil, "checkpoint", "--data", dir, "--save", saved, id)
+	if c.code != 0 || !strings.Contains(c.stdout, "checkpoint of") {
+		t.Fatalf("checkpoint: exit %d\n%s%s", c.code, c.stdout, c.stderr)
+	}
+	res := runTern(t, "", nil, "resume", saved)
+	if res.code != 3 || !strings.HasSuffix(g.ref.stdout, res.stdout) || len(res.stdout) == len(g.ref.stdout) || !strings.HasSuffix(res.stdout, "done\n") {
+		t.Fatalf("resumed checkpoint: exit %d, output not a proper suffix of the uninterrupted run's:\n%s%s", res.code, guestLastLines(res.stdout, 3), res.stderr)
+	}
+	fol := runTern(t, "", nil, "logs", "-f", "--data", dir, id)
+	if fol.stdout != g.ref.stdout || fol.stderr != g.ref.stderr {
+		t.Fatalf("the checkpointed process's output differs from an uninterrupted run")
+	}
+	for _, bad := range [][]string{{"checkpoint", "--data", dir, id}, {"checkpoint", "--data", dir, "pnothere"}} {
+		if r := runTern(t, "", nil, bad...); r.code != exitTernError {
+			t.Errorf("tern %s: exit %d, want %d", strings.Join(bad, " "), r.code, exitTernError)
+		}
+	}
+}

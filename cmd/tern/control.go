@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -12,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/ternhq/tern/internal/image"
 	"github.com/ternhq/tern/internal/migrate"
 	"github.com/ternhq/tern/internal/process"
 	"github.com/ternhq/tern/internal/wasi"
@@ -123,9 +125,10 @@ func (c *countingWriter) Write(b []byte) (int, error) {
 	return n, err
 }
 
-// serveControl runs one command from the agent. The only command so far is
-// "migrate": send the process down the connection as a migration stream
-// (pre-copy rounds while it runs, then frozen), then wait for the verdict.
+// serveControl runs one command from the agent: "checkpoint" (see
+// checkpointOut), or "migrate": send the process down the connection as a
+// migration stream (pre-copy rounds while it runs, then frozen), then wait
+// for the verdict.
 // Committed, the process ends here; aborted, it goes on. If the agent
 // goes away before saying, the process must not go on (the destination
 // may own it already) and must not be lost either: it is written to the
@@ -139,10 +142,45 @@ func serveControl(ctx context.Context, conn net.Conn, p *process.Process, prog *
 		return fmt.Errorf("control: %w", err)
 	}
 	conn.SetReadDeadline(time.Time{})
-	if cmd := strings.TrimSpace(line); cmd != "migrate" {
-		fmt.Fprintf(conn, "unknown command %q\n", cmd)
+	switch cmd := strings.TrimSpace(line); cmd {
+	case "migrate":
+		return migrateOut(ctx, conn, br, p, prog, f, engine, ctl)
+	case "checkpoint":
+		return checkpointOut(ctx, conn, p, prog, f, engine)
+	default:
+		fmt.Fprintf(conn, "error: unknown command %q\n", cmd)
 		return fmt.Errorf("control: unknown command %q", cmd)
 	}
+}
+
+// checkpointOut sends an image of the process down conn and lets it go on:
+// "ok HASH\n" (the module's sha256, which it stores beside its checkpoint
+// file for the agent) and the image, or "error: …\n". The process is
+// halted only while its memory is copied.
+func checkpointOut(ctx context.Context, conn net.Conn, p *process.Process, prog *process.Program, f freezeFlags, engine string) error {
+	if err := storeModuleBeside(f.checkpoint, prog.Wasm, prog.Hash); err != nil {
+		fmt.Fprintf(conn, "error: store module: %v\n", err)
+		return fmt.Errorf("checkpoint: %w", err)
+	}
+	fz, err := p.Freeze(ctx, f.timeout)
+	if err != nil {
+		fmt.Fprintf(conn, "error: %v\n", err)
+		return fmt.Errorf("checkpoint: %w", err)
+	}
+	img := *fz.Image
+	img.Memory = bytes.Clone(img.Memory)
+	fz.Continue()
+	img.Producer = producer(engine)
+	fmt.Fprintf(conn, "ok %x\n", prog.Hash)
+	if err := image.Encode(conn, &img); err != nil {
+		return fmt.Errorf("checkpoint: %w", err)
+	}
+	return nil
+}
+
+// migrateOut sends the process down conn as a migration stream: see
+// serveControl.
+func migrateOut(ctx context.Context, conn net.Conn, br *bufio.Reader, p *process.Process, prog *process.Program, f freezeFlags, engine string, ctl *control) error {
 	w := migrate.NewWriter(conn)
 	s, err := migrate.NewSender(w, prog.Wasm)
 	if err != nil {

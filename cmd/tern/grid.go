@@ -336,3 +336,42 @@ func newTokenCommand() *cobra.Command {
 	cmd.AddCommand(create)
 	return cmd
 }
+
+func newCheckpointCommand() *cobra.Command {
+	var dir, format, save string
+	cmd := &cobra.Command{
+		Use:   "checkpoint ID",
+		Short: "Store an image of a running process in the grid; it goes on running",
+		Long: `Take an image of a running process, wherever it runs, and store it in the grid's image store
+(the latest one per process). The process is halted only while its memory is copied. With
+--save FILE the stored image is also written to FILE, its module beside it, for 'tern resume'.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := checkFormat(format); err != nil {
+				return err
+			}
+			c := agent.NewClient(dir)
+			info, err := c.Checkpoint(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			if save != "" {
+				if _, err := c.SaveCheckpoint(cmd.Context(), args[0], save); err != nil {
+					return err
+				}
+			}
+			if format == "json" {
+				return printJSON(info)
+			}
+			fmt.Printf("%s: checkpoint of %.1f MiB at epoch %d (%s)\n", info.ID, float64(info.Size)/(1<<20), info.Epoch, info.Digest)
+			if save != "" {
+				fmt.Printf("saved to %s\n", save)
+			}
+			return nil
+		},
+	}
+	dataFlag(cmd, &dir)
+	outputFlag(cmd, &format)
+	cmd.Flags().StringVar(&save, "save", "", "also write the image to `FILE` (the module beside it), for tern resume")
+	return cmd
+}

@@ -232,6 +232,14 @@ func moveRoundRobin(t *testing.T, agents []*agentProc, guests []*migrationGuest,
 					return
 				}
 				downs = append(downs, fmt.Sprintf("%s %.1fms", to.name, res.Millis.Downtime))
+				if i == moves/2 {
+					// A checkpoint, asked of the hub, taken where it runs.
+					c := runTern(t, "", nil, "checkpoint", "--data", hub.dir, "-o", "json", id)
+					var info cluster.ImageInfo
+					if err := json.Unmarshal([]byte(c.stdout), &info); c.code != 0 || err != nil || info.Epoch != uint64(i+1) || info.Size == 0 {
+						t.Errorf("%s: checkpoint on %s: exit %d, %+v\n%s", g.name, to.name, c.code, info, c.stderr)
+					}
+				}
 			}
 			t.Logf("%s guest (%s) moved %d times, down: %s", g.name, id, moves, strings.Join(downs, ", "))
 			f.check(t, g)

@@ -68,6 +68,7 @@ type Agent struct {
 	reg    *cluster.Registry
 	out    *cluster.Output
 	nodes  *cluster.Nodes
+	images *cluster.Images
 	ca     *pki.CA // on the hub only
 	id     *pki.Identity
 	tokens jetstream.KeyValue // on the hub only
@@ -155,6 +156,9 @@ func Run(ctx context.Context, cfg Config) error {
 		return err
 	}
 	if a.nodes, err = cluster.OpenNodes(ctx, a.nc, heartbeatTTL); err != nil {
+		return err
+	}
+	if a.images, err = cluster.OpenImages(ctx, a.nc); err != nil {
 		return err
 	}
 	if err := a.markOrphans(ctx); err != nil {

@@ -29,6 +29,9 @@ const maxModule = 1 << 30
 //	POST /v1/procs/{id}/kill     -> cluster.Proc (as it ended), on any node
 //	POST /v1/procs/{id}/migrate  MigrateSpec -> Progress per line, the last
 //	                                "done" or "error"
+//	POST /v1/procs/{id}/checkpoint -> cluster.ImageInfo, on any node
+//	GET  /v1/images/{id}         -> the stored checkpoint (image format)
+//	GET  /v1/modules/{hash}      -> a stored module
 //	POST /v1/tokens              TokenRequest -> TokenResponse (hub only)
 //	GET  /v1/procs/{id}/logs?from=SEQ&epoch=E&follow=1
 //	                             -> cluster.Chunk per line, until the end
@@ -60,6 +63,9 @@ func (a *Agent) routes() http.Handler {
 	})
 	mux.HandleFunc("POST /v1/procs/{id}/kill", a.serveKill)
 	mux.HandleFunc("POST /v1/procs/{id}/migrate", a.serveMigrate)
+	mux.HandleFunc("POST /v1/procs/{id}/checkpoint", a.serveCheckpoint)
+	mux.HandleFunc("GET /v1/images/{id}", a.serveImage)
+	mux.HandleFunc("GET /v1/modules/{hash}", a.serveModule)
 	mux.HandleFunc("POST /v1/tokens", func(w http.ResponseWriter, r *http.Request) {
 		var req TokenRequest
 		if err := json.NewDecoder(io.LimitReader(r.Body, 1<<16)).Decode(&req); err != nil {

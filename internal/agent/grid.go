@@ -376,6 +376,7 @@ func (a *Agent) gridRoutes() http.Handler {
 	mux.HandleFunc("POST /v1/procs/{id}/migrate", peer(a.serveMigrate))
 	mux.HandleFunc("POST /v1/procs/{id}/kill", peer(a.serveKill))
 	mux.HandleFunc("POST /v1/procs", peer(a.serveRun))
+	mux.HandleFunc("POST /v1/procs/{id}/checkpoint", peer(a.serveCheckpoint))
 	return mux
 }
 
