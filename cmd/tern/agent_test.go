@@ -217,7 +217,7 @@ func TestAgentBadInput(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"run", "-a", wasm}, "-a attaches"},
+		{[]string{"run", "-a", wasm}, "-a and -i are for a process run through the agent"},
 		{[]string{"run", "--on", "nowhere", "--data", dir, wasm}, "no such node"},
 		{[]string{"run", "--on", "auto", "--dir", "/tmp", "--data", dir, wasm}, "--dir: not for a run through the agent"},
 		{[]string{"run", "--on", "auto", "--data", dir, filepath.Join(dir, "missing.wasm")}, "read module"},

@@ -90,7 +90,7 @@ SIGTERM it freezes its processes into images in the data directory and stops.`,
 
 // runOnAgent starts MODULE through the agent; attached, it follows the
 // output to the end and exits with the process's code.
-func runOnAgent(ctx context.Context, dir, on string, attach bool, env []string, path string, args []string) error {
+func runOnAgent(ctx context.Context, dir, on string, attach, stdin bool, env []string, path string, args []string) error {
 	c := agent.NewClient(dir)
 	if on != "auto" {
 		nodes, err := c.Nodes(ctx)
@@ -113,7 +113,7 @@ func runOnAgent(ctx context.Context, dir, on string, attach bool, env []string, 
 	if on == "auto" {
 		node = ""
 	}
-	p, err := c.Run(ctx, agent.RunSpec{Module: wasm, Args: args, Env: env, Node: node})
+	p, err := c.Run(ctx, agent.RunSpec{Module: wasm, Args: args, Env: env, Node: node, Stdin: stdin})
 	if err != nil {
 		return err
 	}
@@ -121,7 +121,46 @@ func runOnAgent(ctx context.Context, dir, on string, attach bool, env []string, 
 		fmt.Println(p.ID)
 		return nil
 	}
+	return attachTo(ctx, c, p)
+}
+
+// attachTo follows a process's output to its end and, if it reads input
+// from the grid, sends it this terminal's; it returns the process's exit
+// code as an exitError.
+func attachTo(ctx context.Context, c *agent.Client, p cluster.Proc) error {
+	if p.Stdin {
+		go func() {
+			// At stdin's end the process's input ends; an error (the
+			// agent went away) leaves it open, and the output says
+			// the rest.
+			if err := c.Stdin(ctx, p.ID, os.Stdin); err != nil {
+				fmt.Fprintf(os.Stderr, "tern: input: %v\n", err)
+			}
+		}()
+	}
 	return followToEnd(ctx, c, p.ID)
+}
+
+func newAttachCommand() *cobra.Command {
+	var dir string
+	cmd := &cobra.Command{
+		Use:   "attach ID",
+		Short: "Print a process's output and type its input, wherever it runs, until it ends",
+		Long: `Attach to a process: its output (from the start) is printed as it comes, this terminal's
+input goes to the process if it was run with -i (the end of this input ends the process's), and
+tern exits with the process's exit code. Moves do not interrupt it. ^C detaches.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c := agent.NewClient(dir)
+			p, err := c.Proc(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			return attachTo(cmd.Context(), c, p)
+		},
+	}
+	dataFlag(cmd, &dir)
+	return cmd
 }
 
 // followToEnd copies a process's output until it stops running, and

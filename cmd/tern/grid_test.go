@@ -262,7 +262,70 @@ func TestGridMigration(t *testing.T) {
 		nodes = append(nodes, gridNode{name: fmt.Sprintf("n%d", i+1), host: h, tern: []string{ternBin}})
 	}
 	agents := startGrid(t, nodes)
-	moveRoundRobin(t, agents, guests, 10)
+	var wg sync.WaitGroup
+	wg.Go(func() { moveRoundRobin(t, agents, guests, 10) })
+	wg.Go(func() { typeWhileMoving(t, agents, 10) })
+	wg.Wait()
+}
+
+// typeWhileMoving runs the interactive guest on the first node, attaches
+// to it from the second, and types lines into it while it moves round the
+// grid: every line is answered once, in order, and the end of the input
+// reaches it.
+func typeWhileMoving(t *testing.T, agents []*agentProc, moves int) {
+	wasm := filepath.Join(t.TempDir(), "echo.wasm")
+	build := exec.Command("go", "build", "-trimpath", "-o", wasm, ".")
+	build.Dir = filepath.Join("testdata", "migrate", "echo")
+	build.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Errorf("build echo guest: %v\n%s", err, out)
+		return
+	}
+	var input strings.Builder
+	for i := range 5 * (moves + 1) {
+		fmt.Fprintf(&input, "line %d %s\n", i, strings.Repeat("x", i*37%200))
+	}
+	ref := runTern(t, "", []byte(input.String()), "run", "--", wasm)
+	r := runTern(t, "", nil, "run", "-i", "--on", agents[0].name, "--data", agents[0].dir, "--", wasm)
+	id := strings.TrimSpace(r.stdout)
+	if ref.code != 0 || r.code != 0 {
+		t.Errorf("echo guest: direct run exit %d, grid run exit %d\n%s", ref.code, r.code, r.stderr)
+		return
+	}
+	att := exec.Command(ternBin, "attach", "--data", agents[1].dir, id)
+	stdin, _ := att.StdinPipe()
+	var out, errb bytes.Buffer
+	att.Stdout, att.Stderr = &out, &errb
+	if err := att.Start(); err != nil {
+		t.Error(err)
+		return
+	}
+	lines := strings.SplitAfter(input.String(), "\n")
+	for i, l := range lines {
+		stdin.Write([]byte(l))
+		if i%5 == 4 && i/5 < moves {
+			to := agents[(i/5+1)%len(agents)]
+			if m := runTern(t, "", nil, "migrate", "--data", agents[0].dir, id, to.name); m.code != 0 {
+				t.Errorf("echo: move to %s: exit %d\n%s", to.name, m.code, m.stderr)
+			}
+		}
+	}
+	stdin.Close()
+	done := make(chan error, 1)
+	go func() { done <- att.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("attach: %v\n%s", err, errb.String())
+		}
+	case <-time.After(2 * time.Minute):
+		att.Process.Kill()
+		t.Errorf("attach did not end")
+	}
+	if out.String() != ref.stdout {
+		t.Errorf("echo: attached output differs from a direct run: %s",
+			firstDiff(strings.Split(ref.stdout, "\n"), strings.Split(out.String(), "\n"), "direct", "attached"))
+	}
 }
 
 // The same across architectures: the hub is this machine, one agent is

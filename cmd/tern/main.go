@@ -70,7 +70,7 @@ func newRootCommand() *cobra.Command {
 		},
 	}
 	root.PersistentFlags().StringVar(&logLevel, "log-level", "warn", "log level: debug, info, warn or error")
-	root.AddCommand(newMigrateCommand(), newTokenCommand(), newCheckpointCommand(), newRunCommand(), newResumeCommand(), newInspectCommand(), newPrepareCommand(),
+	root.AddCommand(newMigrateCommand(), newTokenCommand(), newCheckpointCommand(), newAttachCommand(), newRunCommand(), newResumeCommand(), newInspectCommand(), newPrepareCommand(),
 		newAgentCommand(), newPsCommand(), newNodesCommand(), newLogsCommand(), newKillCommand())
 	return root
 }

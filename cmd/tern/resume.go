@@ -299,7 +299,7 @@ func resumeIncoming(ctx context.Context, f resumeFlags, hostDirs map[string]stri
 	if err := p.Complete(ctx, in.Image, in.Pages); err != nil {
 		return fmt.Errorf("incoming: %w", err)
 	}
-	if _, err := conn.Write([]byte("ready\n")); err != nil {
+	if _, err := fmt.Fprintf(conn, "ready %d\n", st.StdinRead); err != nil {
 		return fmt.Errorf("incoming: %w", err)
 	}
 	if line, err := bufio.NewReader(conn).ReadString('\n'); err != nil || line != "go\n" {

@@ -26,6 +26,7 @@ type runFlags struct {
 	freeze   freezeFlags
 	on       string // through the agent, on this node or "auto"
 	attach   bool
+	stdin    bool
 	data     string
 }
 
@@ -52,10 +53,10 @@ With --checkpoint FILE the process can be frozen: on SIGINT or SIGTERM, or after
 						return fmt.Errorf("--%s: %w", fl, errAgentFlags)
 					}
 				}
-				return runOnAgent(cmd.Context(), f.data, f.on, f.attach, f.env, args[0], args[1:])
+				return runOnAgent(cmd.Context(), f.data, f.on, f.attach, f.stdin, f.env, args[0], args[1:])
 			}
-			if f.attach {
-				return errors.New("-a attaches to a process run through the agent: use it with --on")
+			if f.attach || f.stdin {
+				return errors.New("-a and -i are for a process run through the agent: use them with --on")
 			}
 			return runModule(cmd.Context(), f, seed, args[0], args[1:])
 		},
@@ -68,6 +69,7 @@ With --checkpoint FILE the process can be frozen: on SIGINT or SIGTERM, or after
 	f.freeze.register(cmd)
 	cmd.Flags().StringVar(&f.on, "on", "", "run through the agent, on node `NODE` (or auto), detached: print the process id")
 	cmd.Flags().BoolVarP(&f.attach, "attach", "a", false, "with --on: stay attached, printing the output, and exit with the process's code")
+	cmd.Flags().BoolVarP(&f.stdin, "interactive", "i", false, "with --on: the process reads input from the grid (tern attach; with -a, this terminal's)")
 	dataFlag(cmd, &f.data)
 	return cmd
 }

@@ -67,6 +67,7 @@ type Agent struct {
 	nc     *nats.Conn
 	reg    *cluster.Registry
 	out    *cluster.Output
+	in     *cluster.Input
 	nodes  *cluster.Nodes
 	images *cluster.Images
 	ca     *pki.CA // on the hub only
@@ -88,6 +89,26 @@ type child struct {
 	stdout, stderr *counted
 	// migrated: the process moved on; its end here is not its end.
 	migrated atomic.Bool
+	stdin    *os.File // the write end of its input, if it reads the grid's
+}
+
+// feedInput passes the grid's input for process p to child c, from byte
+// from on, until c ends.
+func (a *Agent) feedInput(c *child, p cluster.Proc, from uint64) {
+	if c.stdin == nil {
+		return
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		<-c.done
+		cancel()
+	}()
+	go func() {
+		defer c.stdin.Close()
+		if err := a.in.Feed(ctx, p.ID, from, c.stdin); err != nil && ctx.Err() == nil {
+			a.log.Warn("input feed stopped", "id", p.ID, "err", err)
+		}
+	}()
 }
 
 // Run runs an agent until ctx ends. Its processes are frozen into images
@@ -153,6 +174,9 @@ func Run(ctx context.Context, cfg Config) error {
 		return err
 	}
 	if a.out, err = cluster.OpenOutput(ctx, a.nc); err != nil {
+		return err
+	}
+	if a.in, err = cluster.OpenInput(ctx, a.nc); err != nil {
 		return err
 	}
 	if a.nodes, err = cluster.OpenNodes(ctx, a.nc, heartbeatTTL); err != nil {
@@ -261,6 +285,9 @@ type RunSpec struct {
 	Args   []string `json:"args,omitempty"` // after the module
 	Env    []string `json:"env,omitempty"`
 	Node   string   `json:"node,omitempty"` // where to run it ("": here)
+	// Stdin: the process reads what `tern attach` types; without it, its
+	// input is empty.
+	Stdin bool `json:"stdin,omitempty"`
 }
 
 // start registers and starts a process.
@@ -281,7 +308,7 @@ func (a *Agent) start(ctx context.Context, spec RunSpec) (cluster.Versioned, err
 	var idb [6]byte
 	rand.Read(idb[:])
 	id := "p" + hex.EncodeToString(idb[:])
-	v, err := a.reg.Create(ctx, cluster.Proc{ID: id, Node: a.cfg.Name, Epoch: 1, State: cluster.StateRunning, Module: hash, Args: spec.Args})
+	v, err := a.reg.Create(ctx, cluster.Proc{ID: id, Node: a.cfg.Name, Epoch: 1, State: cluster.StateRunning, Module: hash, Args: spec.Args, Stdin: spec.Stdin})
 	if err != nil {
 		return cluster.Versioned{}, err
 	}
@@ -290,11 +317,12 @@ func (a *Agent) start(ctx context.Context, spec RunSpec) (cluster.Versioned, err
 		args = append(args, "--env", e)
 	}
 	args = append(append(args, "--", modPath), spec.Args...)
-	c, err := a.spawn(id, v.Epoch, args)
+	c, err := a.spawn(id, v.Epoch, args, spec.Stdin)
 	if err != nil {
 		a.finish(v, -1)
 		return cluster.Versioned{}, err
 	}
+	a.feedInput(c, v.Proc, 0)
 	go a.supervise(v, c)
 	a.log.Info("process started", "id", id, "module", hash[:12])
 	return v, nil
@@ -303,7 +331,7 @@ func (a *Agent) start(ctx context.Context, spec RunSpec) (cluster.Versioned, err
 // spawn starts tern (run or resume: args begin with the subcommand) as
 // the OS process that runs process id here, its output going into the
 // grid at epoch. The caller supervises it.
-func (a *Agent) spawn(id string, epoch uint64, args []string) (*child, error) {
+func (a *Agent) spawn(id string, epoch uint64, args []string, stdin bool) (*child, error) {
 	// One socket per owner epoch: the copy that moved away may still
 	// hold (and on exit remove) the last one.
 	ctl := filepath.Join(a.cfg.DataDir, "run", fmt.Sprintf("%s-%d.sock", id, epoch))
@@ -329,12 +357,24 @@ func (a *Agent) spawn(id string, epoch uint64, args []string) (*child, error) {
 		c.stderr.held.Store(true)
 	}
 	cmd.Stdout, cmd.Stderr = c.stdout, c.stderr
+	var stdinR *os.File
+	if stdin {
+		r, w, err := os.Pipe()
+		if err != nil {
+			return nil, err
+		}
+		stdinR, c.stdin, cmd.Stdin = r, w, r
+		defer stdinR.Close() // the child has its own
+	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if a.closed {
 		return nil, errors.New("the agent is stopping")
 	}
 	if err := cmd.Start(); err != nil {
+		if c.stdin != nil {
+			c.stdin.Close()
+		}
 		return nil, fmt.Errorf("start %s: %w", a.cfg.Tern[0], err)
 	}
 	a.procs[id] = c

@@ -30,6 +30,8 @@ const maxModule = 1 << 30
 //	POST /v1/procs/{id}/migrate  MigrateSpec -> Progress per line, the last
 //	                                "done" or "error"
 //	POST /v1/procs/{id}/checkpoint -> cluster.ImageInfo, on any node
+//	POST /v1/procs/{id}/stdin?eof=1  body: input for the process, as it
+//	                                comes; eof: end its input after it
 //	GET  /v1/images/{id}         -> the stored checkpoint (image format)
 //	GET  /v1/modules/{hash}      -> a stored module
 //	POST /v1/tokens              TokenRequest -> TokenResponse (hub only)
@@ -64,6 +66,7 @@ func (a *Agent) routes() http.Handler {
 	mux.HandleFunc("POST /v1/procs/{id}/kill", a.serveKill)
 	mux.HandleFunc("POST /v1/procs/{id}/migrate", a.serveMigrate)
 	mux.HandleFunc("POST /v1/procs/{id}/checkpoint", a.serveCheckpoint)
+	mux.HandleFunc("POST /v1/procs/{id}/stdin", a.serveStdin)
 	mux.HandleFunc("GET /v1/images/{id}", a.serveImage)
 	mux.HandleFunc("GET /v1/modules/{hash}", a.serveModule)
 	mux.HandleFunc("POST /v1/tokens", func(w http.ResponseWriter, r *http.Request) {
@@ -432,4 +435,53 @@ func (c *Client) Migrate(ctx context.Context, id, node string, progress func(Pro
 		return last, fmt.Errorf("migrate %s: %w", id, err)
 	}
 	return last, fmt.Errorf("migrate %s: the agent stopped answering", id)
+}
+
+// serveStdin passes what the request body brings, as it comes, into the
+// process's input in the grid; with eof=1, a body that ends (not one cut
+// off) ends the input too.
+func (a *Agent) serveStdin(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	v, err := a.reg.Get(r.Context(), id)
+	if err != nil {
+		httpError(w, err, 0)
+		return
+	}
+	if !v.Stdin {
+		httpError(w, fmt.Errorf("%s does not read input from the grid (run it with -i)", id), http.StatusBadRequest)
+		return
+	}
+	buf := make([]byte, 64<<10)
+	for {
+		n, err := r.Body.Read(buf)
+		if n > 0 {
+			if werr := a.in.Write(r.Context(), id, buf[:n]); werr != nil {
+				httpError(w, werr, 0)
+				return
+			}
+		}
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return // cut off: the input stays open
+		}
+	}
+	if r.URL.Query().Get("eof") == "1" {
+		if err := a.in.Close(r.Context(), id); err != nil {
+			httpError(w, err, 0)
+			return
+		}
+	}
+	writeJSON(w, struct{}{})
+}
+
+// Stdin sends what r yields into a process's input, as it comes; at r's
+// end, the input ends too.
+func (c *Client) Stdin(ctx context.Context, id string, r io.Reader) error {
+	resp, err := c.send(ctx, http.MethodPost, "/v1/procs/"+url.PathEscape(id)+"/stdin?eof=1", r)
+	if err != nil {
+		return err
+	}
+	return resp.Body.Close()
 }

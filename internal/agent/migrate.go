@@ -218,7 +218,7 @@ func (a *Agent) migrateIn(ctx context.Context, from, id string, rev uint64, stre
 	if v.Node != from || v.State != cluster.StateRunning {
 		return Progress{}, fmt.Errorf("%w: %s is %s on %s, and %s cannot move it", ErrMove, id, v.State, v.Node, from)
 	}
-	c, err := a.spawn(id, v.Epoch+1, []string{"resume", "--incoming"})
+	c, err := a.spawn(id, v.Epoch+1, []string{"resume", "--incoming"}, v.Stdin)
 	if err != nil {
 		return Progress{}, err
 	}
@@ -250,9 +250,13 @@ func (a *Agent) migrateIn(ctx context.Context, from, id string, rev uint64, stre
 	// The child says "compiled" once it could run the process, which
 	// lets the source freeze it, and "ready" once it has it all.
 	lines := bufio.NewReader(conn)
-	for _, want := range []string{"compiled\n", "ready\n"} {
+	var stdinAt uint64 // how much input the process has read: "ready N"
+	for _, want := range []string{"compiled\n", "ready "} {
 		line, err := lines.ReadString('\n')
-		if err != nil || line != want {
+		if err == nil && want == "ready " {
+			_, err = fmt.Sscanf(line, "ready %d\n", &stdinAt)
+		}
+		if err != nil || (want == "compiled\n" && line != want) {
 			if cerr := <-copied; cerr != nil {
 				return Progress{}, fmt.Errorf("%w: receive %s: %w", ErrMove, id, cerr)
 			}
@@ -273,6 +277,7 @@ func (a *Agent) migrateIn(ctx context.Context, from, id string, rev uint64, stre
 	ok = true
 	c.stdout.held.Store(false)
 	c.stderr.held.Store(false)
+	a.feedInput(c, nv.Proc, stdinAt)
 	if _, err := io.WriteString(conn, "go\n"); err != nil {
 		// It owns the record but cannot be told to run: it died. Its
 		// end is recorded by supervise.

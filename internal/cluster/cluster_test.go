@@ -282,3 +282,67 @@ func TestNodes(t *testing.T) {
 		t.Fatal("a node that stopped cleanly is still listed")
 	}
 }
+
+// collector is an io.WriteCloser for Feed.
+type collector struct {
+	mu     sync.Mutex
+	b      bytes.Buffer
+	closed bool
+}
+
+func (c *collector) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.b.Write(p)
+}
+
+func (c *collector) Close() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.closed = true
+	return nil
+}
+
+// Input is fed from any byte offset (as a new owner does from what the
+// process has read), in order, to its end, and only the process's own.
+func TestInputFeed(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	s, nc := startTest(t, t.TempDir())
+	defer s.Shutdown()
+	defer nc.Close()
+	in, err := OpenInput(ctx, nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	big := bytes.Repeat([]byte("x"), maxChunk+10)
+	for _, w := range []struct {
+		id   string
+		data []byte
+	}{{"p1", []byte("hello ")}, {"p2", []byte("other")}, {"p1", []byte("world\n")}, {"p1", big}} {
+		if err := in.Write(ctx, w.id, w.data); err != nil {
+			t.Fatal(err)
+		}
+	}
+	all := append([]byte("hello world\n"), big...)
+	for _, from := range []uint64{0, 3, 6, 12, uint64(len(all))} {
+		var c collector
+		fed := make(chan error, 1)
+		go func() { fed <- in.Feed(ctx, "p1", from, &c) }()
+		if from == 0 {
+			time.Sleep(50 * time.Millisecond) // the end comes while it waits
+			if err := in.Close(ctx, "p1"); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := <-fed; err != nil {
+			t.Fatalf("feed from %d: %v", from, err)
+		}
+		if !c.closed || !bytes.Equal(c.b.Bytes(), all[from:]) {
+			t.Fatalf("feed from %d: %q… (closed %v), want %d bytes", from, c.b.Bytes()[:min(20, c.b.Len())], c.closed, len(all)-int(from))
+		}
+	}
+	if err := in.Write(ctx, "bad id", nil); !errors.Is(err, ErrBadID) {
+		t.Errorf("bad id: %v", err)
+	}
+}

@@ -42,6 +42,7 @@ type Proc struct {
 	State    ProcState `json:"state"`
 	Module   string    `json:"module"` // sha256 of the module, hex
 	Args     []string  `json:"args,omitempty"`
+	Stdin    bool      `json:"stdin,omitempty"` // its input comes from the grid (tern attach)
 	ExitCode int       `json:"exit_code,omitempty"`
 	Updated  time.Time `json:"updated"`
 }
