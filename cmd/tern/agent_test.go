@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -9,6 +10,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
 
 	"github.com/ternhq/tern/internal/cluster"
 )
@@ -267,5 +270,67 @@ func TestAgentCheckpoint(t *testing.T) {
 		if r := runTern(t, "", nil, bad...); r.code != exitTernError {
 			t.Errorf("tern %s: exit %d, want %d", strings.Join(bad, " "), r.code, exitTernError)
 		}
+	}
+}
+
+// freePort returns a loopback address that was free a moment ago.
+func freePort(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// With --nats, the grid's state lives in an external NATS cluster (here
+// one server with a password): agents still join for their certificates,
+// and move processes between them as with the hub's own server.
+func TestAgentExternalNATS(t *testing.T) {
+	ns, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(),
+		Username: "tern", Password: "s3cret", NoSigs: true, NoLog: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ns.Start()
+	defer ns.Shutdown()
+	if !ns.ReadyForConnections(10 * time.Second) {
+		t.Fatal("NATS server not ready")
+	}
+	addr := ns.Addr().String()
+	url := "nats://tern:s3cret@" + addr
+	g := migrationGuests(t, "120", "64", "10")[0]
+
+	adir, bdir := t.TempDir(), t.TempDir()
+	aAddr, bAddr := freePort(t), freePort(t)
+	startAgentCmd(t, "ext-a", adir, []string{ternBin, "agent", "--data", adir, "--name", "ext-a", "--listen", aAddr, "--nats", url, "--log-level", "info"})
+	tok := runTern(t, "", nil, "token", "create", "--data", adir)
+	if tok.code != 0 {
+		t.Fatalf("token: exit %d\n%s", tok.code, tok.stderr)
+	}
+	// A joiner that does not say where the state is cannot start.
+	lost := runTern(t, "", nil, "agent", "--data", t.TempDir(), "--name", "ext-x", "--listen", freePort(t), "--join", aAddr, "--token", strings.TrimSpace(tok.stdout))
+	if lost.code == 0 || !strings.Contains(lost.stderr, "external NATS cluster: give --nats") {
+		t.Fatalf("joining without --nats: exit %d, stderr %q", lost.code, lost.stderr)
+	}
+	tok = runTern(t, "", nil, "token", "create", "--data", adir)
+	startAgentCmd(t, "ext-b", bdir, []string{ternBin, "agent", "--data", bdir, "--name", "ext-b", "--listen", bAddr,
+		"--join", aAddr, "--token", strings.TrimSpace(tok.stdout), "--nats", url, "--log-level", "info"})
+	// A wrong password is refused by the cluster.
+	bad := runTern(t, "", nil, "agent", "--data", t.TempDir(), "--name", "ext-y", "--nats", "nats://tern:wrong@"+addr)
+	if bad.code == 0 || !strings.Contains(bad.stderr, "Authorization") {
+		t.Fatalf("wrong NATS password: exit %d, stderr %q", bad.code, bad.stderr)
+	}
+
+	id := runOn(t, &agentProc{dir: adir}, "ext-a", g)
+	f := follow(t, bdir, id)
+	time.Sleep(300 * time.Millisecond)
+	if m := runTern(t, "", nil, "migrate", "--data", adir, id, "ext-b"); m.code != 0 {
+		t.Fatalf("migrate: exit %d\n%s", m.code, m.stderr)
+	}
+	f.check(t, g)
+	if p := psJSON(t, bdir)[id]; p.Node != "ext-b" || p.State != cluster.StateExited || p.ExitCode != 3 {
+		t.Fatalf("at the end: %+v", p)
 	}
 }

@@ -81,6 +81,8 @@ SIGTERM it freezes its processes into images in the data directory and stops.`,
 	cmd.Flags().StringVar(&cfg.Advertise, "advertise", "", "the `HOST:PORT` other devices reach this agent at (default: --listen)")
 	cmd.Flags().StringVar(&cfg.Join, "join", "", "join the grid whose hub listens on `HOST:PORT` (first start only; needs --token)")
 	cmd.Flags().StringVar(&cfg.Token, "token", "", "the join token from `tern token create` on the hub")
+	cmd.Flags().StringVar(&cfg.NATS, "nats", "", "keep the grid's state in the external NATS cluster at `URL` (with JetStream; credentials in the URL or --nats-creds) instead of the hub's embedded server")
+	cmd.Flags().StringVar(&cfg.NATSCreds, "nats-creds", "", "NATS credentials `FILE` for --nats")
 	// An agent running under an emulator (qemu-user without binfmt_misc)
 	// must run its processes under it too.
 	cmd.Flags().StringArrayVar(&cfg.Tern, "child-command", nil, "run processes with this command instead of this executable (repeat for each word, e.g. an emulator and tern)")

@@ -44,6 +44,12 @@ type Config struct {
 	Listen, Advertise string
 	// Join is a hub's address to join with Token, on first start.
 	Join, Token string
+	// NATS, if set, is an external NATS cluster (with JetStream) that holds
+	// the grid's state instead of the hub's embedded server; the URL
+	// carries its credentials (nats://user:password@host:port, or tls://
+	// with NATSCreds). The first agent still makes the grid's CA and
+	// others still --join it for their certificates.
+	NATS, NATSCreds string
 }
 
 func (c Config) advertise() string {

@@ -21,6 +21,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/ternhq/tern/internal/atomicfile"
@@ -118,6 +119,14 @@ func (a *Agent) openGrid(ctx context.Context) error {
 		return fmt.Errorf("agent: %s's certificate is for node %q, not %q (start it with --name %s)", a.cfg.DataDir, id.Name, a.cfg.Name, id.Name)
 	}
 	a.id = id
+	if a.cfg.NATS != "" {
+		var opts []nats.Option
+		if a.cfg.NATSCreds != "" {
+			opts = append(opts, nats.UserCredentials(a.cfg.NATSCreds))
+		}
+		a.nc, err = cluster.ConnectExternal(a.cfg.NATS, "agent "+a.cfg.Name, opts...)
+		return err
+	}
 	if isHub {
 		scfg := cluster.ServerConfig{Name: a.cfg.Name, DataDir: a.cfg.DataDir, Logger: a.log.With("part", "nats")}
 		if a.cfg.Listen != "" {
@@ -139,6 +148,9 @@ func (a *Agent) openGrid(ctx context.Context) error {
 	var hub hubInfo
 	if err := json.Unmarshal(b, &hub); err != nil {
 		return fmt.Errorf("agent: %s: %w", hubFile, err)
+	}
+	if hub.NATS == "" {
+		return errors.New("agent: the grid keeps its state in an external NATS cluster: give --nats URL")
 	}
 	a.nc, err = cluster.ConnectURL("tls://"+hub.NATS, "agent "+a.cfg.Name, id.ClientTLS(hub.Name))
 	return err
@@ -286,6 +298,9 @@ func (a *Agent) serveJoin(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	nats, _ := natsAddr(a.cfg.advertise())
+	if a.cfg.NATS != "" {
+		nats = "" // the joiner is given the external cluster itself
+	}
 	a.log.Info("node joined", "name", req.Name, "from", r.RemoteAddr)
 	writeJSON(w, joinResponse{Cert: cert, CA: a.ca.CertPEM, Hub: hubInfo{Name: a.cfg.Name, NATS: nats}})
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	neturl "net/url"
 	"path/filepath"
 	"strconv"
 	"time"
@@ -95,6 +96,26 @@ func ConnectURL(url, name string, tc *tls.Config) (*nats.Conn, error) {
 		return nil, fmt.Errorf("connect to the grid's NATS at %s: %w", url, err)
 	}
 	return nc, nil
+}
+
+// ConnectExternal connects to an external NATS cluster, whose URL (and
+// options) carry its own credentials.
+func ConnectExternal(url, name string, opts ...nats.Option) (*nats.Conn, error) {
+	opts = append([]nats.Option{nats.Name(name), nats.MaxReconnects(-1), nats.ReconnectWait(500 * time.Millisecond)}, opts...)
+	nc, err := nats.Connect(url, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("connect to NATS at %s: %w", redactURL(url), err)
+	}
+	return nc, nil
+}
+
+// redactURL hides a password in a URL for messages.
+func redactURL(s string) string {
+	u, err := neturl.Parse(s)
+	if err != nil {
+		return "(unparsable URL)"
+	}
+	return u.Redacted()
 }
 
 // Shutdown stops the server and waits for it.
