@@ -2,8 +2,9 @@
 # tern's demo: build tern and two Go programs for WASI. The first runs under
 # tern with a preopened folder, environment and stdin. The second is frozen
 # mid-run into an image, inspected, and resumed in a new tern process, on
-# the interpreter engine, carrying on where it stopped. Then a tern agent
-# (embedded NATS in a temporary directory) runs it as a grid process whose
+# the interpreter engine, carrying on where it stopped. Then two tern agents
+# (two devices, on loopback; the grid's state in the first one's embedded
+# NATS) run it as a grid process that moves live between them while its
 # output is followed from the grid.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -29,15 +30,29 @@ echo "--- resumed in a new process, on the interpreter; the count carries on:"
 bin/tern resume --engine interpreter "$work/primes.img"
 
 echo
-echo "=== 3. the agent: processes run through the device's daemon, state in embedded NATS"
-bin/tern agent --data "$work/agent" --name demo-node &
-agent=$!
-trap 'kill $agent 2>/dev/null || true; wait $agent 2>/dev/null || true; rm -rf "$work"' EXIT
-for _ in $(seq 100); do bin/tern nodes --data "$work/agent" >/dev/null 2>&1 && break; sleep 0.1; done
-bin/tern nodes --data "$work/agent"
-id=$(bin/tern run --on auto --data "$work/agent" bin/primes.wasm 300000)
-echo "--- started $id; its output, followed from the grid to the end:"
-bin/tern logs -f --data "$work/agent" "$id" | tail -n 3
-bin/tern ps --data "$work/agent"
-kill "$agent"
-wait "$agent"
+echo "=== 3. a grid of two agents (two devices, here on loopback): a process moves live between them"
+port=$((20000 + RANDOM % 20000))
+bin/tern agent --data "$work/home" --name home --listen "127.0.0.1:$port" &
+home=$!
+trap 'kill $home ${laptop:-} 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$work"' EXIT
+for _ in $(seq 100); do bin/tern nodes --data "$work/home" >/dev/null 2>&1 && break; sleep 0.1; done
+token=$(bin/tern token create --data "$work/home" 2>/dev/null)
+echo "--- a single-use join token from the hub: ${token:0:16}…"
+bin/tern agent --data "$work/laptop" --name laptop --listen "127.0.0.1:$((port + 10))" \
+	--join "127.0.0.1:$port" --token "$token" &
+laptop=$!
+for _ in $(seq 100); do bin/tern nodes --data "$work/laptop" >/dev/null 2>&1 && break; sleep 0.1; done
+bin/tern nodes --data "$work/home"
+id=$(bin/tern run --on home --data "$work/home" bin/primes.wasm 3000000)
+echo "--- started $id on home; followed from laptop while it moves home -> laptop -> home:"
+bin/tern logs -f --data "$work/laptop" "$id" > "$work/followed.txt" &
+follower=$!
+sleep 1
+bin/tern migrate --data "$work/home" "$id" laptop
+sleep 1
+bin/tern migrate --data "$work/laptop" "$id" home
+wait $follower
+tail -n 3 "$work/followed.txt"
+bin/tern ps --data "$work/laptop"
+kill "$laptop" "$home"
+wait "$laptop" "$home"
