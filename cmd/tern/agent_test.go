@@ -220,7 +220,7 @@ func TestAgentBadInput(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"run", "-a", wasm}, "-a and -i are for a process run through the agent"},
+		{[]string{"run", "-a", wasm}, "-a, -i and -o are for a process run through the agent"},
 		{[]string{"run", "--on", "nowhere", "--data", dir, wasm}, "no such node"},
 		{[]string{"run", "--on", "auto", "--dir", "/tmp", "--data", dir, wasm}, "--dir: not for a run through the agent"},
 		{[]string{"run", "--on", "auto", "--data", dir, filepath.Join(dir, "missing.wasm")}, "read module"},
@@ -294,13 +294,15 @@ func TestAgentExternalNATS(t *testing.T) {
 		t.Fatal(err)
 	}
 	ns.Start()
-	defer ns.Shutdown()
+	t.Cleanup(ns.Shutdown) // after the agents, which clean up first
+
 	if !ns.ReadyForConnections(10 * time.Second) {
 		t.Fatal("NATS server not ready")
 	}
 	addr := ns.Addr().String()
 	url := "nats://tern:s3cret@" + addr
-	g := migrationGuests(t, "120", "64", "10")[0]
+	// Long enough to outlast a first move to a cold cache on a busy machine.
+	g := migrationGuests(t, "1500", "64", "10")[0]
 
 	adir, bdir := t.TempDir(), t.TempDir()
 	aAddr, bAddr := freePort(t), freePort(t)

@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/ternhq/tern/internal/dirty"
 	"github.com/ternhq/tern/internal/image"
 	"github.com/ternhq/tern/internal/migrate"
 	"github.com/ternhq/tern/internal/process"
@@ -205,8 +206,31 @@ func migrateOut(ctx context.Context, conn net.Conn, br *bufio.Reader, p *process
 	// would be sent meanwhile would mostly be sent again; then rounds
 	// until they converge again, and the freeze.
 	prev, permitted, limit := -1, false, maxRounds
+	// Where the kernel tracks writes, a round looks only at the pages
+	// written since the last; otherwise at all of them.
+	var tr *dirty.Tracker
+	defer func() {
+		if tr != nil {
+			tr.Close()
+		}
+	}()
+	track := func(mem []byte) {
+		if tr != nil && tr.Covers(mem) {
+			if set, err := tr.Written(image.PageSize); err == nil {
+				s.Only(set)
+				return
+			}
+		}
+		if tr != nil { // memory moved as it grew: start again
+			tr.Close()
+			tr = nil
+		}
+		tr, _ = dirty.Track(mem) // armed before this round's full look
+	}
 	for round := 1; ; round++ {
-		st, err := s.Round(p.LiveMemory(), false)
+		mem := p.LiveMemory()
+		track(mem)
+		st, err := s.Round(mem, false)
 		if err != nil {
 			return fmt.Errorf("migrate: pre-copy: %w", err)
 		}
@@ -234,6 +258,7 @@ func migrateOut(ctx context.Context, conn net.Conn, br *bufio.Reader, p *process
 	}
 	img := fz.Image
 	img.Producer = producer(engine)
+	track(img.Memory)
 	if _, err := s.Finish(img, migrate.Final{Stdout: ctl.stdout.n.Load(), Stderr: ctl.stderr.n.Load(), Halt: fz.Halt}); err != nil {
 		fz.Continue()
 		return fmt.Errorf("migrate: send state: %w", err)

@@ -92,7 +92,7 @@ SIGTERM it freezes its processes into images in the data directory and stops.`,
 
 // runOnAgent starts MODULE through the agent; attached, it follows the
 // output to the end and exits with the process's code.
-func runOnAgent(ctx context.Context, dir, on string, attach, stdin bool, env []string, path string, args []string) error {
+func runOnAgent(ctx context.Context, dir, on string, attach, stdin bool, format string, env []string, path string, args []string) error {
 	c := agent.NewClient(dir)
 	if on != "auto" {
 		nodes, err := c.Nodes(ctx)
@@ -119,17 +119,20 @@ func runOnAgent(ctx context.Context, dir, on string, attach, stdin bool, env []s
 	if err != nil {
 		return err
 	}
-	if !attach {
-		fmt.Println(p.ID)
-		return nil
+	switch {
+	case attach:
+		return attachTo(ctx, c, p, format)
+	case format == "json":
+		return printJSON(p)
 	}
-	return attachTo(ctx, c, p)
+	fmt.Println(p.ID)
+	return nil
 }
 
 // attachTo follows a process's output to its end and, if it reads input
 // from the grid, sends it this terminal's; it returns the process's exit
 // code as an exitError.
-func attachTo(ctx context.Context, c *agent.Client, p cluster.Proc) error {
+func attachTo(ctx context.Context, c *agent.Client, p cluster.Proc, format string) error {
 	if p.Stdin {
 		go func() {
 			// At stdin's end the process's input ends; an error (the
@@ -140,11 +143,11 @@ func attachTo(ctx context.Context, c *agent.Client, p cluster.Proc) error {
 			}
 		}()
 	}
-	return followToEnd(ctx, c, p.ID)
+	return followToEnd(ctx, c, p.ID, format)
 }
 
 func newAttachCommand() *cobra.Command {
-	var dir string
+	var dir, format string
 	cmd := &cobra.Command{
 		Use:   "attach ID",
 		Short: "Print a process's output and type its input, wherever it runs, until it ends",
@@ -153,22 +156,26 @@ input goes to the process if it was run with -i (the end of this input ends the 
 tern exits with the process's exit code. Moves do not interrupt it. ^C detaches.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := checkFormat(format); err != nil {
+				return err
+			}
 			c := agent.NewClient(dir)
 			p, err := c.Proc(cmd.Context(), args[0])
 			if err != nil {
 				return err
 			}
-			return attachTo(cmd.Context(), c, p)
+			return attachTo(cmd.Context(), c, p, format)
 		},
 	}
 	dataFlag(cmd, &dir)
+	outputFlag(cmd, &format)
 	return cmd
 }
 
 // followToEnd copies a process's output until it stops running, and
 // returns its exit code as an exitError.
-func followToEnd(ctx context.Context, c *agent.Client, id string) error {
-	if err := c.Logs(ctx, id, 1, 0, true, writeChunk); err != nil {
+func followToEnd(ctx context.Context, c *agent.Client, id, format string) error {
+	if err := c.Logs(ctx, id, 1, 0, true, chunkWriter(format)); err != nil {
 		return err
 	}
 	p, err := c.Proc(ctx, id)
@@ -261,18 +268,34 @@ func newNodesCommand() *cobra.Command {
 	return cmd
 }
 
+// chunkWriter prints output chunks: as the process wrote them (table), or
+// as JSON lines (sequence, stream, epoch, data).
+func chunkWriter(format string) func(cluster.Chunk) error {
+	if format != "json" {
+		return writeChunk
+	}
+	enc := json.NewEncoder(os.Stdout)
+	return func(ch cluster.Chunk) error { return enc.Encode(ch) }
+}
+
 func newLogsCommand() *cobra.Command {
-	var dir string
+	var dir, format string
 	var follow bool
 	cmd := &cobra.Command{
 		Use:   "logs [-f] ID",
 		Short: "Print a process's output (stdout and stderr), wherever it runs",
-		Args:  cobra.ExactArgs(1),
+		Long: `Print a process's output from the grid. With -o json each piece is a JSON line with its
+sequence number, stream (stdout or stderr), owner epoch and data (base64).`,
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return agent.NewClient(dir).Logs(cmd.Context(), args[0], 1, 0, follow, writeChunk)
+			if err := checkFormat(format); err != nil {
+				return err
+			}
+			return agent.NewClient(dir).Logs(cmd.Context(), args[0], 1, 0, follow, chunkWriter(format))
 		},
 	}
 	dataFlag(cmd, &dir)
+	outputFlag(cmd, &format)
 	cmd.Flags().BoolVarP(&follow, "follow", "f", false, "keep printing until the process stops running")
 	return cmd
 }

@@ -126,6 +126,18 @@ func startGrid(t *testing.T, nodes []gridNode) []*agentProc {
 	return agents
 }
 
+// buildMigrateGuest builds the Go guest testdata/migrate/NAME for wasip1.
+func buildMigrateGuest(t *testing.T, name string) (string, error) {
+	wasm := filepath.Join(t.TempDir(), name+".wasm")
+	build := exec.Command("go", "build", "-trimpath", "-o", wasm, ".")
+	build.Dir = filepath.Join("testdata", "migrate", name)
+	build.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm")
+	if out, err := build.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("build %s guest: %v\n%s", name, err, out)
+	}
+	return wasm, nil
+}
+
 // migrationGuest is a guest the grid tests move around.
 type migrationGuest struct {
 	name string
@@ -138,12 +150,9 @@ type migrationGuest struct {
 // agent on its first run) and runs each once uninterrupted.
 func migrationGuests(t *testing.T, args ...string) []*migrationGuest {
 	t.Helper()
-	goWasm := filepath.Join(t.TempDir(), "counter.wasm")
-	build := exec.Command("go", "build", "-trimpath", "-o", goWasm, ".")
-	build.Dir = filepath.Join("testdata", "migrate", "counter")
-	build.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("build Go guest: %v\n%s", err, out)
+	goWasm, err := buildMigrateGuest(t, "counter")
+	if err != nil {
+		t.Fatal(err)
 	}
 	guests := []*migrationGuest{
 		{name: "go", wasm: goWasm, args: args},
@@ -273,12 +282,9 @@ func TestGridMigration(t *testing.T) {
 // grid: every line is answered once, in order, and the end of the input
 // reaches it.
 func typeWhileMoving(t *testing.T, agents []*agentProc, moves int) {
-	wasm := filepath.Join(t.TempDir(), "echo.wasm")
-	build := exec.Command("go", "build", "-trimpath", "-o", wasm, ".")
-	build.Dir = filepath.Join("testdata", "migrate", "echo")
-	build.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Errorf("build echo guest: %v\n%s", err, out)
+	wasm, err := buildMigrateGuest(t, "echo")
+	if err != nil {
+		t.Error(err)
 		return
 	}
 	var input strings.Builder
@@ -334,13 +340,13 @@ func typeWhileMoving(t *testing.T, agents []*agentProc, moves int) {
 func TestGridMigrationHeterogeneous(t *testing.T) {
 	hosts := netnsHosts(t, 3)
 	// Emulated hosts run the guests slowly: fewer, lighter rounds.
-	guests := migrationGuests(t, "2000", "64", "20")
+	guests := migrationGuests(t, "3000", "64", "20")
 	agents := startGrid(t, []gridNode{
 		{name: "amd64", host: hosts[0], tern: []string{ternBin}},
 		{name: "arm64", host: hosts[1], tern: crossTern(t, "arm64")},
 		{name: "s390x", host: hosts[2], tern: crossTern(t, "s390x"), engine: "interpreter"},
 	})
-	moveRoundRobin(t, agents, guests, 6)
+	moveRoundRobin(t, agents, guests, 10)
 }
 
 // runOn starts a guest through an agent and returns its id.

@@ -27,6 +27,7 @@ type runFlags struct {
 	on       string // through the agent, on this node or "auto"
 	attach   bool
 	stdin    bool
+	format   string
 	data     string
 }
 
@@ -53,10 +54,13 @@ With --checkpoint FILE the process can be frozen: on SIGINT or SIGTERM, or after
 						return fmt.Errorf("--%s: %w", fl, errAgentFlags)
 					}
 				}
-				return runOnAgent(cmd.Context(), f.data, f.on, f.attach, f.stdin, f.env, args[0], args[1:])
+				if err := checkFormat(f.format); err != nil {
+					return err
+				}
+				return runOnAgent(cmd.Context(), f.data, f.on, f.attach, f.stdin, f.format, f.env, args[0], args[1:])
 			}
-			if f.attach || f.stdin {
-				return errors.New("-a and -i are for a process run through the agent: use them with --on")
+			if f.attach || f.stdin || cmd.Flags().Changed("output") {
+				return errors.New("-a, -i and -o are for a process run through the agent: use them with --on")
 			}
 			return runModule(cmd.Context(), f, seed, args[0], args[1:])
 		},
@@ -71,6 +75,7 @@ With --checkpoint FILE the process can be frozen: on SIGINT or SIGTERM, or after
 	cmd.Flags().BoolVarP(&f.attach, "attach", "a", false, "with --on: stay attached, printing the output, and exit with the process's code")
 	cmd.Flags().BoolVarP(&f.stdin, "interactive", "i", false, "with --on: the process reads input from the grid (tern attach; with -a, this terminal's)")
 	dataFlag(cmd, &f.data)
+	cmd.Flags().StringVarP(&f.format, "output", "o", "table", "with --on: table (the id, or attached, the output) or json (the process's record, or attached, output pieces as JSON lines)")
 	return cmd
 }
 

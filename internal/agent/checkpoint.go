@@ -73,13 +73,7 @@ func (a *Agent) checkpoint(ctx context.Context, id string) (cluster.ImageInfo, e
 // serveCheckpoint checkpoints a process, on whichever node runs it.
 func (a *Agent) serveCheckpoint(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
-	v, err := a.reg.Get(r.Context(), id)
-	if err != nil {
-		httpError(w, err, 0)
-		return
-	}
-	if v.Node != a.cfg.Name && v.State == cluster.StateRunning && r.TLS == nil {
-		a.forward(w, r, v.Node, nil)
+	if _, here := a.ownedHere(w, r, id, nil); !here {
 		return
 	}
 	info, err := a.checkpoint(r.Context(), id)

@@ -349,13 +349,7 @@ func (a *Agent) serveMigrate(w http.ResponseWriter, r *http.Request) {
 		httpError(w, fmt.Errorf("migrate: want {\"node\": NODE}"), http.StatusBadRequest)
 		return
 	}
-	v, err := a.reg.Get(r.Context(), id)
-	if err != nil {
-		httpError(w, err, 0)
-		return
-	}
-	if v.Node != a.cfg.Name && v.State == cluster.StateRunning && r.TLS == nil {
-		a.forward(w, r, v.Node, spec)
+	if _, here := a.ownedHere(w, r, id, spec); !here {
 		return
 	}
 	if _, err := a.peer(r.Context(), spec.Node); err != nil {
@@ -413,19 +407,32 @@ func (a *Agent) forward(w http.ResponseWriter, r *http.Request, node string, bod
 	}
 }
 
-// serveKill ends a process, on whichever node runs it.
-func (a *Agent) serveKill(w http.ResponseWriter, r *http.Request) {
-	id := r.PathValue("id")
+// ownedHere reads process id's record for a request about it. If another
+// node runs it and the request came from this device's CLI, the request
+// (with body) goes on to that node, whose answer is passed back, and
+// ownedHere says false; a request from another agent is never passed on.
+func (a *Agent) ownedHere(w http.ResponseWriter, r *http.Request, id string, body any) (cluster.Versioned, bool) {
 	v, err := a.reg.Get(r.Context(), id)
 	if err != nil {
 		httpError(w, err, 0)
-		return
+		return v, false
 	}
 	if v.Node != a.cfg.Name && v.State == cluster.StateRunning && r.TLS == nil {
-		a.forward(w, r, v.Node, nil)
+		a.forward(w, r, v.Node, body)
+		return v, false
+	}
+	return v, true
+}
+
+// serveKill ends a process, on whichever node runs it.
+func (a *Agent) serveKill(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	v, here := a.ownedHere(w, r, id, nil)
+	if !here {
 		return
 	}
-	if err := a.kill(id); err != nil {
+	var err error
+	if err = a.kill(id); err != nil {
 		httpError(w, err, 0)
 		return
 	}

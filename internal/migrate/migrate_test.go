@@ -150,3 +150,26 @@ func TestBadStreams(t *testing.T) {
 		})
 	}
 }
+
+// A round limited by Only looks at the pages named and at any beyond the
+// set, and at nothing else; the next round looks at everything again.
+func TestOnly(t *testing.T) {
+	var buf bytes.Buffer
+	s, _ := NewSender(NewWriter(&buf), []byte("m"))
+	mem := make([]byte, 4*image.PageSize)
+	if st, _ := s.Round(mem, false); st.Pages != 0 {
+		t.Fatalf("zero memory sent %d pages", st.Pages)
+	}
+	for p := range 4 {
+		mem[p*image.PageSize] = 1
+	}
+	mem = append(mem, make([]byte, image.PageSize)...)
+	mem[4*image.PageSize] = 1
+	s.Only([]bool{false, true, false, false}) // page 4 is beyond the set
+	if st, _ := s.Round(mem, false); st.Pages != 2 {
+		t.Fatalf("limited round sent %d pages, want pages 1 and 4", st.Pages)
+	}
+	if st, _ := s.Round(mem, false); st.Pages != 3 {
+		t.Fatalf("the next round sent %d pages, want the 3 left out", st.Pages)
+	}
+}

@@ -18,6 +18,7 @@ import (
 type Sender struct {
 	w      *Writer
 	shadow []byte // what the destination's memory is, as far as sent
+	only   []bool // for the next round: the pages that may have changed
 	round  uint64
 }
 
@@ -34,6 +35,11 @@ func NewSender(w *Writer, module []byte) (*Sender, error) {
 	}
 	return &Sender{w: w}, nil
 }
+
+// Only limits the next round to the pages set says may have been written
+// since the last (a page beyond set, or beyond what was sent, is always
+// looked at): where the kernel tracks writes, a round costs what changed.
+func (s *Sender) Only(set []bool) { s.only = set }
 
 // Round sends every page of mem that differs from what the destination
 // holds. mem may be the memory of a process that is still running: each
@@ -72,6 +78,8 @@ func (s *Sender) round1(mem []byte, final, live bool) (RoundStats, error) {
 	if err != nil {
 		return RoundStats{}, err
 	}
+	only := s.only
+	s.only = nil
 	// Workers compare, copy and compress pages, each taking a run of
 	// pages at a time and updating the shadow of its own pages; this
 	// goroutine writes the frames in whatever order they come (a round's
@@ -93,6 +101,9 @@ func (s *Sender) round1(mem []byte, final, live bool) (RoundStats, error) {
 					return
 				}
 				for i := lo; i < min(lo+scanRun, pages); i++ {
+					if i < len(only) && !only[i] {
+						continue
+					}
 					src, old := mem[i*image.PageSize:(i+1)*image.PageSize], s.shadow[i*image.PageSize:(i+1)*image.PageSize]
 					if bytes.Equal(src, old) {
 						continue
