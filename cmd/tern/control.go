@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -24,10 +25,11 @@ import (
 // runs: over it the agent moves the process to another device. The agent
 // connects and sends a command line; see serveControl.
 
-// What the agent sends during a move: once the destination has compiled
-// the module, permission to freeze; once the frozen state has gone out,
-// the verdict.
+// What the agent sends during a move: the pages the destination holds and,
+// once it has compiled the module, permission to begin (and freeze); once
+// the frozen state has gone out, the verdict.
 const (
+	haveList     = 'H'
 	permitFreeze = 'F'
 
 	verdictCommit = 'C' // the destination owns the process: end here
@@ -36,7 +38,7 @@ const (
 
 // Pre-copy has converged when a round finds this few dirty pages, after
 // maxRounds, or when rounds stop shrinking: the rest goes while frozen.
-// The destination must be ready within permitWait.
+// The destination must be ready to receive within permitWait.
 const (
 	precopyDone = 32
 	maxRounds   = 12
@@ -187,25 +189,56 @@ func migrateOut(ctx context.Context, conn net.Conn, br *bufio.Reader, p *process
 	if err != nil {
 		return fmt.Errorf("migrate: %w", err)
 	}
-	// The agent's bytes: a permit to freeze, then a verdict (0: none).
+	// The agent's messages: the pages the destination holds ('H', a count
+	// and as many sha256s), its permit to freeze once it can run the
+	// process ('F'), then the verdict (0: none, the agent went away).
+	have := make(chan [][32]byte, 1)
 	permit := make(chan struct{})
 	verdict := make(chan byte, 1)
 	go func() {
-		b, err := br.ReadByte()
-		if err == nil && b == permitFreeze {
-			close(permit)
-			b, err = br.ReadByte()
+		for {
+			b, err := br.ReadByte()
+			switch {
+			case err != nil:
+				verdict <- 0
+				return
+			case b == haveList:
+				var n uint32
+				if binary.Read(br, binary.BigEndian, &n) != nil || n > migrate.MaxPages*4 {
+					verdict <- 0
+					return
+				}
+				hs := make([][32]byte, n)
+				for i := range hs {
+					if _, err := io.ReadFull(br, hs[i][:]); err != nil {
+						verdict <- 0
+						return
+					}
+				}
+				have <- hs
+			case b == permitFreeze:
+				close(permit)
+			default:
+				verdict <- b
+				return
+			}
 		}
-		if err != nil {
-			b = 0
-		}
-		verdict <- b
 	}()
-	// Rounds until they converge; then, if the destination is not ready
-	// yet (it compiles the module), a pause without copying, since what
-	// would be sent meanwhile would mostly be sent again; then rounds
-	// until they converge again, and the freeze.
-	prev, permitted, limit := -1, false, maxRounds
+	// The destination first compiles the module and says what it holds;
+	// then rounds until they converge, and the freeze.
+	select {
+	case <-permit:
+	case v := <-verdict:
+		return fmt.Errorf("migrate: called off before it began (%q); the process goes on here", v)
+	case <-time.After(permitWait):
+		return errors.New("migrate: the destination did not get ready; the process goes on here")
+	}
+	select {
+	case hs := <-have: // sent before the permit, if at all
+		s.Have(hs)
+	default:
+	}
+	prev := -1
 	// Where the kernel tracks writes, a round looks only at the pages
 	// written since the last; otherwise at all of them.
 	var tr *dirty.Tracker
@@ -234,22 +267,15 @@ func migrateOut(ctx context.Context, conn net.Conn, br *bufio.Reader, p *process
 		if err != nil {
 			return fmt.Errorf("migrate: pre-copy: %w", err)
 		}
-		converged := st.Pages <= precopyDone || round >= limit || (prev >= 0 && st.Pages*10 > prev*9)
-		prev = st.Pages
-		if !converged {
-			continue
-		}
-		if permitted {
+		if st.Pages <= precopyDone || round >= maxRounds || (prev >= 0 && st.Pages*10 > prev*9) {
 			break
 		}
+		prev = st.Pages
 		select {
-		case <-permit:
 		case v := <-verdict:
 			return fmt.Errorf("migrate: called off before the freeze (%q); the process goes on here", v)
-		case <-time.After(permitWait):
-			return errors.New("migrate: the destination did not get ready; the process goes on here")
+		default:
 		}
-		permitted, prev, limit = true, -1, round+maxRounds
 	}
 	fz, err := p.Freeze(ctx, f.timeout)
 	if err != nil {

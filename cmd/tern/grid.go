@@ -360,8 +360,8 @@ then it is frozen for the last changes and goes on on NODE. Its output continues
 			if format == "json" {
 				return printJSON(res)
 			}
-			fmt.Printf("%s moved to %s (epoch %d): %.1f MiB sent, down %.1f ms (%.1f ms to freeze), %.0f ms in all\n",
-				args[0], res.Node, res.Epoch, float64(res.Bytes)/(1<<20), res.Millis.Downtime, res.Millis.Halt, res.Millis.Total)
+			fmt.Printf("%s moved to %s (epoch %d): %.1f MiB sent (%d pages it held named, not sent), down %.1f ms (%.1f ms to freeze), %.0f ms in all\n",
+				args[0], res.Node, res.Epoch, float64(res.Bytes)/(1<<20), res.Named, res.Millis.Downtime, res.Millis.Halt, res.Millis.Total)
 			return nil
 		},
 	}

@@ -408,13 +408,14 @@ func waitUntil(t *testing.T, d time.Duration, what string, cond func() bool) {
 // one copy runs, and the followed output is an uninterrupted run's.
 func TestGridMigrationFaults(t *testing.T) {
 	hosts := netnsHosts(t, 4)
-	g := migrationGuests(t, "700", "256", "20")[0] // the Go guest
-	agents := startGrid(t, []gridNode{
+	g := migrationGuests(t, "1200", "256", "20")[0] // the Go guest
+	nodes := []gridNode{
 		{name: "hub", host: hosts[0], tern: []string{ternBin}},
 		{name: "n2", host: hosts[1], tern: []string{ternBin}},
 		{name: "dies-receiving", host: hosts[2], tern: []string{ternBin}, fault: "die-after-compiled"},
 		{name: "dies-sending", host: hosts[3], tern: []string{ternBin}, fault: "die-after-commit"},
-	})
+	}
+	agents := startGrid(t, nodes)
 	hub := agents[0]
 	state := func(id string) cluster.Proc { return psJSON(t, hub.dir)[id] }
 
@@ -453,6 +454,26 @@ func TestGridMigrationFaults(t *testing.T) {
 		if _, err := os.Stat(filepath.Join(agents[3].dir, "images", id+".img")); err != nil {
 			t.Errorf("the source's copy was not kept: %v", err)
 		}
+		// Back on its feet, the source takes the process again: the pages
+		// of the copy it kept are named, not sent. A node without one
+		// is sent all but the module's data segments.
+		src := nodes[3]
+		startAgentCmd(t, src.name, agents[3].dir, []string{"ip", "netns", "exec", src.host.ns, ternBin, "agent",
+			"--data", agents[3].dir, "--name", src.name, "--listen", src.host.ip + ":" + gridPort, "--log-level", "info"})
+		move := func(to string) agent.Progress {
+			m := runTern(t, "", nil, "migrate", "--data", hub.dir, "-o", "json", id, to)
+			var res agent.Progress
+			if err := json.Unmarshal([]byte(m.stdout), &res); m.code != 0 || err != nil {
+				t.Fatalf("move to %s: exit %d, %v\n%s", to, m.code, err, m.stderr)
+			}
+			return res
+		}
+		back, away := move(src.name), move("n2")
+		if back.Named <= away.Named || away.Named == 0 {
+			t.Errorf("pages named instead of sent: %d to the node that kept a copy, %d to one with none; want more, and some", back.Named, away.Named)
+		}
+		t.Logf("pages named, not sent: %d to the node that kept a copy, %d to another (%.1f vs %.1f MiB sent)",
+			back.Named, away.Named, float64(back.Bytes)/(1<<20), float64(away.Bytes)/(1<<20))
 		f.check(t, g)
 		if p := state(id); p.Node != "n2" || p.State != cluster.StateExited || p.ExitCode != 3 {
 			t.Fatalf("at the end: %+v, want exited (3) on n2", p)

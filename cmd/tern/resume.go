@@ -29,6 +29,7 @@ type resumeFlags struct {
 	cacheDir string
 	freeze   freezeFlags
 	incoming bool
+	have     string // with --incoming: an earlier image of the process, whose pages need not come again
 }
 
 func newResumeCommand() *cobra.Command {
@@ -56,6 +57,8 @@ With --checkpoint it can be frozen again.`,
 	}
 	cmd.Flags().BoolVar(&f.incoming, "incoming", false, "receive the process over --control from the agent moving it here, instead of from IMAGE")
 	cmd.Flags().MarkHidden("incoming")
+	cmd.Flags().StringVar(&f.have, "have", "", "with --incoming: an earlier image of the process (`FILE`), whose pages need not come again")
+	cmd.Flags().MarkHidden("have")
 	cmd.Flags().StringArrayVar(&f.dirs, "dir", nil, "use host directory HOST for the guest's preopen GUEST (HOST:GUEST, repeatable)")
 	cmd.Flags().StringVar(&f.module, "module", "", "the module, for an image that does not embed it (default: SHA256.wasm beside the image)")
 	registerEngineFlags(cmd, &f.engine, &f.cacheDir)
@@ -131,6 +134,26 @@ func resumeImage(ctx context.Context, f resumeFlags, path string) error {
 		wasm = b
 	}
 	return resumeLoaded(ctx, f, path, img, wasm, hostDirs, ctl)
+}
+
+// addEarlierPages adds the non-zero pages of an earlier image of the
+// process (of the module with hash) to store. An image that cannot be
+// read, or is of another module, adds nothing: it only saves copying.
+func addEarlierPages(store map[[32]byte][]byte, path string, hash [32]byte) {
+	if path == "" {
+		return
+	}
+	img, err := readImage(path)
+	if err != nil || img.ModuleHash != hash {
+		slog.Debug("earlier image not used", "image", path, "err", err)
+		return
+	}
+	for off := 0; off+image.PageSize <= len(img.Memory); off += image.PageSize {
+		pg := img.Memory[off : off+image.PageSize]
+		if !bytes.Equal(pg, make([]byte, image.PageSize)) {
+			store[sha256.Sum256(pg)] = pg
+		}
+	}
 }
 
 // parseHostDirs reads --dir HOST:GUEST flags into guest path -> host dir.
@@ -231,6 +254,7 @@ func resumeIncoming(ctx context.Context, f resumeFlags, hostDirs map[string]stri
 	var (
 		lr       loadResult
 		p        *process.Process
+		store    map[[32]byte][]byte // pages held here, by sha256
 		ready    = make(chan struct{})
 		readyErr error
 		started  bool // the module came, and with it the loading
@@ -259,13 +283,21 @@ func resumeIncoming(ctx context.Context, f resumeFlags, hostDirs map[string]stri
 				if p, readyErr = process.Instantiate(ctx, lr.rt, lr.prog, sys); readyErr != nil {
 					return
 				}
+				store = p.InitialPages()
+				addEarlierPages(store, f.have, lr.prog.Hash)
 				// Collected now, while there is little to collect, not
 				// while the process is down.
 				guestGCPolicy()
-				// The source freezes the process once it is told.
-				conn.Write([]byte("compiled\n"))
+				// The source names the pages held here instead of
+				// sending them, and freezes the process once told.
+				hashes := make([]byte, 0, 32*len(store))
+				for h := range store {
+					hashes = append(hashes, h[:]...)
+				}
+				fmt.Fprintf(conn, "have %x\ncompiled\n", hashes)
 			}()
 		},
+		Lookup: func(h [32]byte) []byte { return store[h] },
 		Memory: func(pages int) ([]byte, error) {
 			<-ready // Receiver takes no page before the module
 			if readyErr != nil {

@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/binary"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -13,6 +15,7 @@ import (
 	"net/url"
 	"os"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/ternhq/tern/internal/cluster"
@@ -46,6 +49,7 @@ type Progress struct {
 	Round  int    `json:"round,omitempty"`
 	Pages  int    `json:"pages,omitempty"` // memory pages of the process, in the round's event
 	Bytes  int64  `json:"bytes"`           // stream bytes sent so far
+	Named  int    `json:"named,omitempty"` // pages the destination held, named instead of sent
 	Node   string `json:"node,omitempty"`
 	Epoch  uint64 `json:"epoch,omitempty"`
 	Millis struct {
@@ -54,6 +58,9 @@ type Progress struct {
 		Total    float64 `json:"total,omitempty"`
 	} `json:"ms"`
 	Error string `json:"error,omitempty"`
+	// Have, in the destination's "have" event: the sha256s of the pages
+	// it holds already, which the source names instead of sending.
+	Have []byte `json:"have,omitempty"`
 }
 
 // ErrMove marks a move that did not happen; the process goes on where it
@@ -100,17 +107,24 @@ func (a *Agent) migrateOut(ctx context.Context, id, node string, progress func(P
 	pr, pw := io.Pipe()
 	var frozenAt time.Time
 	var halt time.Duration
+	var named int
 	relayed := make(chan error, 1)
 	go func() {
-		err := a.relay(conn, pw, c, progress, func(h time.Duration) { halt = h }, &frozenAt)
+		err := a.relay(conn, pw, c, progress, func(h time.Duration) { halt = h }, &frozenAt, &named)
 		pw.CloseWithError(err)
 		relayed <- err
 	}()
 	q := url.Values{"id": {id}, "rev": {strconv.FormatUint(v.Revision, 10)}}
 	var res Progress
 	err = a.peerStream(ctx, dest, "/v1/incoming?"+q.Encode(), pr, func(p Progress) {
-		if p.Event == "compiled" {
-			conn.Write([]byte{'F'}) // the child may freeze now
+		switch p.Event {
+		case "have":
+			if len(p.Have)%32 == 0 {
+				msg := binary.BigEndian.AppendUint32([]byte{'H'}, uint32(len(p.Have)/32))
+				conn.Write(append(msg, p.Have...))
+			}
+		case "compiled":
+			conn.Write([]byte{'F'}) // the child may begin, and freeze
 		}
 	}, &res)
 	pr.CloseWithError(errors.New("destination answered"))
@@ -127,6 +141,7 @@ func (a *Agent) migrateOut(ctx context.Context, id, node string, progress func(P
 		res.Millis.Downtime = ms(time.Since(frozenAt))
 		res.Millis.Halt = ms(halt)
 		res.Millis.Total = ms(time.Since(start))
+		res.Named = named
 		a.log.Info("process moved", "id", id, "to", node, "epoch", res.Epoch,
 			"downtime_ms", res.Millis.Downtime, "bytes", res.Bytes)
 		return res, nil
@@ -157,7 +172,7 @@ func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 // relay passes the child's migration stream on to w, reporting progress,
 // and holds the final state back until the child's output is all in the
 // grid.
-func (a *Agent) relay(from io.Reader, to io.Writer, c *child, progress func(Progress), onHalt func(time.Duration), frozenAt *time.Time) error {
+func (a *Agent) relay(from io.Reader, to io.Writer, c *child, progress func(Progress), onHalt func(time.Duration), frozenAt *time.Time, named *int) error {
 	r, err := migrate.NewReader(from)
 	if err != nil {
 		return fmt.Errorf("from the process: %w", err)
@@ -186,6 +201,8 @@ func (a *Agent) relay(from io.Reader, to io.Writer, c *child, progress func(Prog
 			if progress != nil {
 				progress(p)
 			}
+		case migrate.FrameRef:
+			*named++
 		case migrate.FrameFinal:
 			fin, err := migrate.ParseFinal(f.Payload)
 			if err != nil {
@@ -218,7 +235,13 @@ func (a *Agent) migrateIn(ctx context.Context, from, id string, rev uint64, stre
 	if v.Node != from || v.State != cluster.StateRunning {
 		return Progress{}, fmt.Errorf("%w: %s is %s on %s, and %s cannot move it", ErrMove, id, v.State, v.Node, from)
 	}
-	c, err := a.spawn(id, v.Epoch+1, []string{"resume", "--incoming"}, v.Stdin)
+	args := []string{"resume", "--incoming"}
+	if _, err := os.Stat(a.imagePath(id)); err == nil {
+		// An earlier image of it here (it was frozen here once, or a move
+		// away was cut off): its pages need not come again.
+		args = append(args, "--have", a.imagePath(id))
+	}
+	c, err := a.spawn(id, v.Epoch+1, args, v.Stdin)
 	if err != nil {
 		return Progress{}, err
 	}
@@ -251,18 +274,35 @@ func (a *Agent) migrateIn(ctx context.Context, from, id string, rev uint64, stre
 	// lets the source freeze it, and "ready" once it has it all.
 	lines := bufio.NewReader(conn)
 	var stdinAt uint64 // how much input the process has read: "ready N"
-	for _, want := range []string{"compiled\n", "ready "} {
+	for _, want := range []string{"have ", "compiled\n", "ready "} {
 		line, err := lines.ReadString('\n')
-		if err == nil && want == "ready " {
+		var have []byte
+		switch {
+		case err != nil:
+		case want == "have ":
+			var ok bool
+			if hexs, found := strings.CutPrefix(strings.TrimSuffix(line, "\n"), "have "); found {
+				have, err = hex.DecodeString(hexs)
+				ok = err == nil && len(have)%32 == 0
+			}
+			if !ok {
+				err = fmt.Errorf("bad line %.40q", line)
+			}
+		case want == "ready ":
 			_, err = fmt.Sscanf(line, "ready %d\n", &stdinAt)
+		case line != want:
+			err = fmt.Errorf("bad line %.40q", line)
 		}
-		if err != nil || (want == "compiled\n" && line != want) {
+		if err != nil {
 			if cerr := <-copied; cerr != nil {
 				return Progress{}, fmt.Errorf("%w: receive %s: %w", ErrMove, id, cerr)
 			}
 			return Progress{}, fmt.Errorf("%w: %s could not be resumed here (see this agent's log)", ErrMove, id)
 		}
-		if want == "compiled\n" {
+		switch want {
+		case "have ":
+			progress(Progress{Event: "have", Have: have})
+		case "compiled\n":
 			progress(Progress{Event: "compiled"})
 			crashPoint("die-after-compiled")
 		}

@@ -173,3 +173,42 @@ func TestOnly(t *testing.T) {
 		t.Fatalf("the next round sent %d pages, want the 3 left out", st.Pages)
 	}
 }
+
+// Pages the destination holds are named, not sent, and arrive all the
+// same; a name the destination does not know is refused.
+func TestHave(t *testing.T) {
+	module := []byte("m")
+	mem := make([]byte, 3*image.PageSize)
+	for i := range mem {
+		mem[i] = byte(i * 7 / 5)
+	}
+	held := bytes.Clone(mem[image.PageSize : 2*image.PageSize])
+	h := sha256.Sum256(held)
+	send := func(have [][32]byte) []byte {
+		var buf bytes.Buffer
+		s, _ := NewSender(NewWriter(&buf), module)
+		s.Have(have)
+		s.Round(mem, false)
+		s.Finish(testImage(module, mem), Final{})
+		return buf.Bytes()
+	}
+	full, named := send(nil), send([][32]byte{h})
+	if len(named) >= len(full)-1000 {
+		t.Fatalf("stream with a held page is %d bytes, without %d", len(named), len(full))
+	}
+	receive := func(stream []byte, store map[[32]byte][]byte) (*Incoming, error) {
+		r, err := NewReader(bytes.NewReader(stream))
+		if err != nil {
+			return nil, err
+		}
+		rc := &Receiver{Lookup: func(h [32]byte) []byte { return store[h] }}
+		return rc.Receive(r)
+	}
+	in, err := receive(named, map[[32]byte][]byte{h: held})
+	if err != nil || !bytes.Equal(in.Image.Memory, mem) {
+		t.Fatalf("received with a held page: %v, memory equal %v", err, err == nil && bytes.Equal(in.Image.Memory, mem))
+	}
+	if _, err := receive(named, nil); !errors.Is(err, ErrStream) {
+		t.Fatalf("a page named that is not held: %v, want ErrStream", err)
+	}
+}

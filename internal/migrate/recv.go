@@ -37,6 +37,10 @@ type Receiver struct {
 	// process's own, so that it needs no copying at the end. The result's
 	// Image then has no Memory, and Incoming.Pages says how much it is.
 	Memory func(pages int) ([]byte, error)
+	// Lookup gives a page the destination holds by its sha256 (nil if
+	// it does not): what it said it had, which the source names instead
+	// of sending.
+	Lookup func(hash [32]byte) []byte
 
 	// Pages are decompressed by workers; a round's pages are distinct, so
 	// the only waits are at round boundaries and before memory grows.
@@ -157,7 +161,7 @@ func (rc *Receiver) Apply(f Frame) error {
 			rc.mem = m
 		}
 		rc.rounds++
-	case FramePage, FrameZero:
+	case FramePage, FrameZero, FrameRef:
 		if rc.rounds == 0 || rc.fin != nil {
 			return fmt.Errorf("%w: a page outside a round", ErrStream)
 		}
@@ -182,6 +186,22 @@ func (rc *Receiver) Apply(f Frame) error {
 				return fmt.Errorf("%w: zero page with data", ErrStream)
 			}
 			clear(dst)
+			return nil
+		}
+		if f.Type == FrameRef {
+			var h [32]byte
+			if len(b) != len(h) {
+				return fmt.Errorf("%w: page %d named by %d bytes", ErrStream, i, len(b))
+			}
+			copy(h[:], b)
+			var page []byte
+			if rc.Lookup != nil {
+				page = rc.Lookup(h)
+			}
+			if len(page) != image.PageSize {
+				return fmt.Errorf("%w: page %d is named %x…, which this side does not hold", ErrStream, i, h[:6])
+			}
+			copy(dst, page)
 			return nil
 		}
 		if len(b) > image.PageSize+512 {

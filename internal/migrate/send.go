@@ -2,6 +2,7 @@ package migrate
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"fmt"
 	"runtime"
 	"sync"
@@ -17,8 +18,9 @@ import (
 // destination holds.
 type Sender struct {
 	w      *Writer
-	shadow []byte // what the destination's memory is, as far as sent
-	only   []bool // for the next round: the pages that may have changed
+	shadow []byte            // what the destination's memory is, as far as sent
+	only   []bool            // for the next round: the pages that may have changed
+	have   map[[32]byte]bool // pages the destination holds, by sha256
 	round  uint64
 }
 
@@ -34,6 +36,19 @@ func NewSender(w *Writer, module []byte) (*Sender, error) {
 		return nil, fmt.Errorf("send module: %w", err)
 	}
 	return &Sender{w: w}, nil
+}
+
+// Have tells the sender which pages the destination holds already (the
+// module's data segments, pages of an earlier image), by sha256: those are
+// named, not sent.
+func (s *Sender) Have(hashes [][32]byte) {
+	if len(hashes) == 0 {
+		return
+	}
+	s.have = make(map[[32]byte]bool, len(hashes))
+	for _, h := range hashes {
+		s.have[h] = true
+	}
 }
 
 // Only limits the next round to the pages set says may have been written
@@ -87,7 +102,8 @@ func (s *Sender) round1(mem []byte, final, live bool) (RoundStats, error) {
 	workers := max(1, min(runtime.GOMAXPROCS(0), pages/64))
 	type dirty struct {
 		idx int
-		buf *[]byte // nil: the page is zero now
+		buf *[]byte   // nil: the page is zero now, or held (ref)
+		ref *[32]byte // the destination holds the page under this hash
 	}
 	out := make(chan dirty, 4*workers)
 	var next atomic.Int64
@@ -118,8 +134,15 @@ func (s *Sender) round1(mem []byte, final, live bool) (RoundStats, error) {
 					}
 					d := dirty{idx: i}
 					if !bytes.Equal(p, zeroPage[:]) {
-						d.buf = bufPool.Get().(*[]byte)
-						*d.buf = zenc.EncodeAll(p, (*d.buf)[:0])
+						if s.have != nil {
+							if h := sha256.Sum256(p); s.have[h] {
+								d.ref = &h
+							}
+						}
+						if d.ref == nil {
+							d.buf = bufPool.Get().(*[]byte)
+							*d.buf = zenc.EncodeAll(p, (*d.buf)[:0])
+						}
 					}
 					copy(old, p)
 					out <- d
@@ -138,7 +161,9 @@ func (s *Sender) round1(mem []byte, final, live bool) (RoundStats, error) {
 		st.Pages++
 		if werr != nil {
 			// Drain, so that the workers finish.
-		} else if idx = appendUvarint(idx[:0], uint64(d.idx)); d.buf == nil {
+		} else if idx = appendUvarint(idx[:0], uint64(d.idx)); d.ref != nil {
+			werr = s.w.Frame(FrameRef, idx, d.ref[:])
+		} else if d.buf == nil {
 			werr = s.w.Frame(FrameZero, idx)
 		} else {
 			werr = s.w.Frame(FramePage, idx, *d.buf)

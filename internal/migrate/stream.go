@@ -23,6 +23,7 @@ const (
 	FrameRound  = 'R' // a round begins: uvarint round, uvarint memory pages, byte final
 	FramePage   = 'P' // uvarint page index, then the page's zstd frame
 	FrameZero   = 'Z' // uvarint page index: the page is all zero now
+	FrameRef    = 'D' // uvarint page index, sha256: a page the destination said it holds
 	FrameFinal  = 'F' // the state without memory (see Final)
 	FrameEnd    = 'E' // nothing follows
 )

@@ -1,6 +1,7 @@
 package process
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"errors"
@@ -110,6 +111,7 @@ type Process struct {
 	// inPlace: the caller wrote this many pages of memory into the
 	// instance itself (see Instantiate); -1: the image carries memory.
 	inPlace int
+	initial map[[32]byte][]byte // see InitialPages
 
 	mu      sync.Mutex
 	req     *freezeReq
@@ -658,14 +660,35 @@ func Instantiate(ctx context.Context, r wazero.Runtime, prog *Program, sys *wasi
 		return nil, err
 	}
 	// The sender compares with zero pages, not with the data segments
-	// that instantiation wrote.
+	// that instantiation wrote; those are kept aside by hash, for a
+	// sender that names them instead of sending them.
 	view := p.LiveMemory()
 	if m := p.mod.Memory(); m.Size() > uint32(len(view)) {
 		view, _ = m.Read(0, m.Size())
 	}
+	p.initial = map[[32]byte][]byte{}
+	for off := 0; off+image.PageSize <= len(view); off += image.PageSize {
+		pg := view[off : off+image.PageSize]
+		if !isZero(pg) {
+			p.initial[sha256.Sum256(pg)] = bytes.Clone(pg)
+		}
+	}
 	clear(view)
 	p.inPlace = 0
 	return p, nil
+}
+
+// InitialPages are the non-zero pages an instance from Instantiate had
+// before it was zeroed (its data segments), by sha256.
+func (p *Process) InitialPages() map[[32]byte][]byte { return p.initial }
+
+func isZero(b []byte) bool {
+	for _, x := range b {
+		if x != 0 {
+			return false
+		}
+	}
+	return true
 }
 
 // MemoryForPages grows the memory of an instance from Instantiate to at
