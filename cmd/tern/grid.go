@@ -256,9 +256,13 @@ func newNodesCommand() *cobra.Command {
 				return printJSON(nodes)
 			}
 			tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "NAME\tOS/ARCH\tENGINE\tSEEN")
+			fmt.Fprintln(tw, "NAME\tOS/ARCH\tENGINE\tADDRESS\tSEEN")
 			for _, n := range nodes {
-				fmt.Fprintf(tw, "%s\t%s/%s\t%s\t%s ago\n", n.Name, n.OS, n.Arch, n.Engine, time.Since(n.Seen).Round(time.Second))
+				addr := n.Addr
+				if addr == "" {
+					addr = "-"
+				}
+				fmt.Fprintf(tw, "%s\t%s/%s\t%s\t%s\t%s ago\n", n.Name, n.OS, n.Arch, n.Engine, addr, time.Since(n.Seen).Round(time.Second))
 			}
 			return tw.Flush()
 		},
