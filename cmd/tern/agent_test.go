@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"syscall"
 	"testing"
@@ -137,6 +138,10 @@ func TestAgentRunsProcesses(t *testing.T) {
 	var ns []cluster.Node
 	if err := json.Unmarshal([]byte(nodes.stdout), &ns); err != nil || len(ns) != 1 || ns[0].Name != "node-a" || ns[0].Engine == "" {
 		t.Fatalf("nodes -o json: %v\n%s", err, nodes.stdout)
+	}
+	// The device's facts, read from it (internal/facts tests each reader).
+	if n := ns[0]; n.Cores != runtime.NumCPU() || n.MemTotal == 0 || n.MemFree > n.MemTotal || n.Speed <= 0 || n.Arch != runtime.GOARCH || n.OS != runtime.GOOS {
+		t.Fatalf("nodes -o json: facts %+v", n)
 	}
 
 	// Attached: the output and the exit code are the direct run's.

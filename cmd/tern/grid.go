@@ -19,6 +19,7 @@ import (
 
 	"github.com/ternhq/tern/internal/agent"
 	"github.com/ternhq/tern/internal/cluster"
+	"github.com/ternhq/tern/internal/facts"
 )
 
 // defaultDataDir is where an agent keeps its state unless told otherwise:
@@ -256,13 +257,14 @@ func newNodesCommand() *cobra.Command {
 				return printJSON(nodes)
 			}
 			tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "NAME\tOS/ARCH\tENGINE\tADDRESS\tSEEN")
+			fmt.Fprintln(tw, "NAME\tOS/ARCH\tENGINE\tADDRESS\tCORES\tMEM FREE/TOTAL\tLOAD\tBATTERY\tIDLE\tSPEED\tSEEN")
 			for _, n := range nodes {
-				addr := n.Addr
-				if addr == "" {
-					addr = "-"
-				}
-				fmt.Fprintf(tw, "%s\t%s/%s\t%s\t%s\t%s ago\n", n.Name, n.OS, n.Arch, n.Engine, addr, time.Since(n.Seen).Round(time.Second))
+				fmt.Fprintf(tw, "%s\t%s/%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\t%.0f\t%s ago\n", n.Name, n.OS, n.Arch, n.Engine,
+					orDash(n.Addr != "", n.Addr), n.Cores,
+					orDash(n.MemTotal > 0, fmt.Sprintf("%.1f/%.1f GiB", float64(n.MemFree)/(1<<30), float64(n.MemTotal)/(1<<30))),
+					orDash(n.LoadKnown, fmt.Sprintf("%.2f", n.Load1)), battery(n.Battery),
+					orDash(n.IdleKnown, (time.Duration(n.IdleSeconds)*time.Second).String()), n.Speed,
+					time.Since(n.Seen).Round(time.Second))
 			}
 			return tw.Flush()
 		},
@@ -442,4 +444,24 @@ func newCheckpointCommand() *cobra.Command {
 	outputFlag(cmd, &format)
 	cmd.Flags().StringVar(&save, "save", "", "also write the image to `FILE` (the module beside it), for tern resume")
 	return cmd
+}
+
+// orDash is s, or "-" for a fact the device could not report.
+func orDash(known bool, s string) string {
+	if !known {
+		return "-"
+	}
+	return s
+}
+
+func battery(b *facts.Battery) string {
+	switch {
+	case b == nil:
+		return "none"
+	case b.Charging:
+		return fmt.Sprintf("%.0f%% charging", b.Percent)
+	case b.OnAC:
+		return fmt.Sprintf("%.0f%% on AC", b.Percent)
+	}
+	return fmt.Sprintf("%.0f%%", b.Percent)
 }

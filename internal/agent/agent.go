@@ -26,6 +26,7 @@ import (
 
 	"github.com/ternhq/tern/internal/atomicfile"
 	"github.com/ternhq/tern/internal/cluster"
+	"github.com/ternhq/tern/internal/facts"
 	"github.com/ternhq/tern/internal/pki"
 )
 
@@ -67,22 +68,24 @@ const heartbeatTTL = 6 * time.Second
 
 // Agent is a running agent.
 type Agent struct {
-	cfg    Config
-	log    *slog.Logger
-	srv    *cluster.Server
-	nc     *nats.Conn
-	reg    *cluster.Registry
-	out    *cluster.Output
-	in     *cluster.Input
-	nodes  *cluster.Nodes
-	images *cluster.Images
-	ca     *pki.CA // on the hub only
-	id     *pki.Identity
-	tokens jetstream.KeyValue // on the hub only
-	mu     sync.Mutex
-	procs  map[string]*child // processes running here
-	wg     sync.WaitGroup
-	closed bool
+	cfg         Config
+	log         *slog.Logger
+	srv         *cluster.Server
+	nc          *nats.Conn
+	reg         *cluster.Registry
+	out         *cluster.Output
+	in          *cluster.Input
+	nodes       *cluster.Nodes
+	images      *cluster.Images
+	ca          *pki.CA // on the hub only
+	id          *pki.Identity
+	tokens      jetstream.KeyValue // on the hub only
+	speed       float64            // the device's speed score, measured at start
+	factsWarned bool               // a failing fact is logged once
+	mu          sync.Mutex
+	procs       map[string]*child // processes running here
+	wg          sync.WaitGroup
+	closed      bool
 }
 
 // child is a process this agent runs.
@@ -203,7 +206,8 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	hbCtx, stopHB := context.WithCancel(context.Background())
 	hbDone := make(chan error, 1)
-	go func() { hbDone <- a.nodes.Heartbeat(hbCtx, a.node()) }()
+	a.speed = facts.Speed()
+	go func() { hbDone <- a.nodes.Heartbeat(hbCtx, a.node) }()
 	httpSrv := &http.Server{Handler: a.routes(), ReadHeaderTimeout: 10 * time.Second}
 	served := make(chan error, 2)
 	go func() { served <- httpSrv.Serve(ln) }()
@@ -241,7 +245,13 @@ func (a *Agent) node() cluster.Node {
 			engine = "interpreter"
 		}
 	}
-	return cluster.Node{Name: a.cfg.Name, Arch: runtime.GOARCH, OS: runtime.GOOS, Engine: engine, Addr: a.cfg.advertise()}
+	f, err := facts.Read()
+	if err != nil && !a.factsWarned {
+		// What could be read is published; what could not stays unknown.
+		a.log.Warn("device facts", "err", err)
+		a.factsWarned = true
+	}
+	return cluster.Node{Name: a.cfg.Name, Engine: engine, Addr: a.cfg.advertise(), Speed: a.speed, Facts: f}
 }
 
 // listen opens the API socket, refusing to take over one that an agent

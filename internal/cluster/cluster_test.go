@@ -240,9 +240,9 @@ func TestNodes(t *testing.T) {
 	hctx, stop := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() {
-		done <- nodes.Heartbeat(hctx, Node{Name: "kept", Arch: "amd64", OS: "linux", Engine: "compiler"})
+		done <- nodes.Heartbeat(hctx, func() Node { return Node{Name: "kept", Engine: "compiler"} })
 	}()
-	if err := nodes.Announce(ctx, Node{Name: "once", Arch: "arm64", OS: "linux", Engine: "compiler"}); err != nil {
+	if err := nodes.Announce(ctx, Node{Name: "once", Engine: "compiler"}); err != nil {
 		t.Fatal(err)
 	}
 	names := func() map[string]bool {

@@ -10,6 +10,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/ternhq/tern/internal/facts"
 )
 
 // nodesBucket holds one key per live node. Every record ages out of the
@@ -20,14 +22,15 @@ const nodesBucket = "tern-nodes"
 
 var namePattern = regexp.MustCompile(`^[a-zA-Z0-9_-]{1,64}$`)
 
-// Node is what a node tells the grid about itself.
+// Node is what a node tells the grid about itself: its address and
+// engine, and its device's facts, fresh with every heartbeat.
 type Node struct {
 	Name   string    `json:"name"`
-	Arch   string    `json:"arch"`
-	OS     string    `json:"os"`
 	Engine string    `json:"engine"` // compiler or interpreter
 	Addr   string    `json:"addr,omitempty"`
+	Speed  float64   `json:"speed"` // facts.Speed, measured at the agent's start
 	Seen   time.Time `json:"seen"`
+	facts.Facts
 }
 
 // Nodes is the grid's view of its live nodes.
@@ -75,14 +78,15 @@ func (ns *Nodes) Announce(ctx context.Context, n Node) error {
 	return nil
 }
 
-// Heartbeat announces n every third of the ttl until ctx ends, and
-// withdraws it then. It returns the first error that lasted a whole ttl,
-// by which time the grid has dropped the node.
-func (ns *Nodes) Heartbeat(ctx context.Context, n Node) error {
+// Heartbeat announces the node node() describes every third of the ttl
+// until ctx ends, and withdraws it then. It returns the first error that
+// lasted a whole ttl, by which time the grid has dropped the node.
+func (ns *Nodes) Heartbeat(ctx context.Context, node func() Node) error {
 	every := ns.ttl / 3
 	t := time.NewTicker(every)
 	defer t.Stop()
 	lastOK := time.Now()
+	n := node()
 	for {
 		err := ns.Announce(ctx, n)
 		switch {
@@ -102,6 +106,7 @@ func (ns *Nodes) Heartbeat(ctx context.Context, n Node) error {
 		select {
 		case <-ctx.Done():
 		case <-t.C:
+			n = node()
 		}
 	}
 }
