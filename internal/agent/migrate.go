@@ -216,8 +216,14 @@ func (a *Agent) relay(from io.Reader, to io.Writer, c *child, progress func(Prog
 		if err := w.Frame(f.Type, f.Payload); err != nil {
 			return err
 		}
-		if f.Type == migrate.FrameEnd {
+		switch f.Type {
+		case migrate.FrameEnd:
 			return w.Flush()
+		case migrate.FrameModule:
+			// The destination compiles it before the source sends more.
+			if err := w.Flush(); err != nil {
+				return err
+			}
 		}
 	}
 }

@@ -32,8 +32,10 @@ type RoundStats struct {
 
 // NewSender starts a stream on w with the module.
 func NewSender(w *Writer, module []byte) (*Sender, error) {
-	if err := w.Frame(FrameModule, module); err != nil {
-		return nil, fmt.Errorf("send module: %w", err)
+	// Out at once: the destination compiles the module before the
+	// source sends anything more.
+	if err := w.Frame(FrameModule, module); err != nil || w.Flush() != nil {
+		return nil, fmt.Errorf("send module: %w", w.err)
 	}
 	return &Sender{w: w}, nil
 }
