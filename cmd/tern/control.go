@@ -263,7 +263,7 @@ func migrateOut(ctx context.Context, conn net.Conn, br *bufio.Reader, p *process
 	for round := 1; ; round++ {
 		mem := p.LiveMemory()
 		track(mem)
-		st, err := s.Round(mem, false)
+		st, err := s.Round(mem)
 		if err != nil {
 			return fmt.Errorf("migrate: pre-copy: %w", err)
 		}
@@ -299,16 +299,13 @@ func migrateOut(ctx context.Context, conn net.Conn, br *bufio.Reader, p *process
 		fz.Continue()
 		return errors.New("migrate: abandoned by the agent; the process goes on here")
 	}
-	// No verdict: keep the process, frozen, in its checkpoint.
-	if f.checkpoint != "" {
-		if err := storeModuleBeside(f.checkpoint, prog.Wasm, prog.Hash); err == nil {
-			if _, err := writeImage(f.checkpoint, img); err == nil {
-				fz.Stop()
-				fmt.Fprintf(diag, "tern: the agent went away during a move; frozen into %s\n", f.checkpoint)
-				return nil
-			}
-		}
-	}
+	// No verdict: keep the process, frozen, in its checkpoint (--control
+	// requires one).
+	_, err = f.writeCheckpoint(img, prog)
 	fz.Stop()
-	return errors.New("migrate: the agent went away during a move and no checkpoint could be written")
+	if err != nil {
+		return fmt.Errorf("migrate: the agent went away during a move and no checkpoint could be written: %w", err)
+	}
+	fmt.Fprintf(diag, "tern: the agent went away during a move; frozen into %s\n", f.checkpoint)
+	return nil
 }

@@ -143,15 +143,7 @@ func supervise(ctx context.Context, p *process.Process, prog *process.Program, f
 		}
 		img := fz.Image
 		img.Producer = producer(engine)
-		if f.embed {
-			img.Module = prog.Wasm
-		} else {
-			err = storeModuleBeside(f.checkpoint, prog.Wasm, prog.Hash)
-		}
-		var size int64
-		if err == nil {
-			size, err = writeImage(f.checkpoint, img)
-		}
+		size, err := f.writeCheckpoint(img, prog)
 		if err != nil {
 			// Nothing is lost: the process goes on, and a later signal
 			// can try again.
@@ -202,6 +194,18 @@ func supervise(ctx context.Context, p *process.Process, prog *process.Program, f
 			}
 		}
 	}
+}
+
+// writeCheckpoint writes img of prog into the checkpoint file, with its
+// module embedded or stored beside it as the flags say, and returns the
+// image's size.
+func (f freezeFlags) writeCheckpoint(img *image.Image, prog *process.Program) (int64, error) {
+	if f.embed {
+		img.Module = prog.Wasm
+	} else if err := storeModuleBeside(f.checkpoint, prog.Wasm, prog.Hash); err != nil {
+		return 0, err
+	}
+	return writeImage(f.checkpoint, img)
 }
 
 // moduleBeside is where an image that does not embed its module finds it.

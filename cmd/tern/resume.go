@@ -148,12 +148,7 @@ func addEarlierPages(store map[[32]byte][]byte, path string, hash [32]byte) {
 		slog.Debug("earlier image not used", "image", path, "err", err)
 		return
 	}
-	for off := 0; off+image.PageSize <= len(img.Memory); off += image.PageSize {
-		pg := img.Memory[off : off+image.PageSize]
-		if !bytes.Equal(pg, make([]byte, image.PageSize)) {
-			store[sha256.Sum256(pg)] = pg
-		}
-	}
+	image.AddPages(store, img.Memory, false)
 }
 
 // parseHostDirs reads --dir HOST:GUEST flags into guest path -> host dir.

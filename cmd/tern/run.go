@@ -148,8 +148,8 @@ func runModule(ctx context.Context, f runFlags, seed *uint64, path string, args 
 			return err
 		}
 		defer ctl.Close()
-		ctl.stdout.w, ctl.stderr.w = cfg.Stdout, cfg.Stderr
-		cfg.Stdout, cfg.Stderr = &ctl.stdout, &ctl.stderr
+		st := ctl.stdio()
+		cfg.Stdout, cfg.Stderr = st.Stdout, st.Stderr
 	}
 	wasm, err := os.ReadFile(path)
 	if err != nil {

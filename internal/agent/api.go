@@ -413,28 +413,11 @@ func (c *Client) Migrate(ctx context.Context, id, node string, progress func(Pro
 		return Progress{}, err
 	}
 	defer resp.Body.Close()
-	sc := bufio.NewScanner(resp.Body)
-	var last Progress
-	for sc.Scan() {
-		var p Progress
-		if err := json.Unmarshal(sc.Bytes(), &p); err != nil {
-			return Progress{}, fmt.Errorf("migrate %s: %w", id, err)
-		}
-		switch p.Event {
-		case "error":
-			return p, remoteError{msg: p.Error, kind: ErrMove}
-		case "done":
-			return p, nil
-		}
-		if progress != nil {
-			progress(p)
-		}
-		last = p
+	res, err := readProgress(resp.Body, progress)
+	if err != nil && !errors.Is(err, ErrMove) {
+		err = fmt.Errorf("migrate %s: %w", id, err)
 	}
-	if err := sc.Err(); err != nil {
-		return last, fmt.Errorf("migrate %s: %w", id, err)
-	}
-	return last, fmt.Errorf("migrate %s: the agent stopped answering", id)
+	return res, err
 }
 
 // serveStdin passes what the request body brings, as it comes, into the

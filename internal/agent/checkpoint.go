@@ -19,13 +19,10 @@ import (
 	"github.com/ternhq/tern/internal/image"
 )
 
-// checkpoint takes an image of a process running here, while it goes on,
-// and puts it in the grid's image store with its module.
-func (a *Agent) checkpoint(ctx context.Context, id string) (cluster.ImageInfo, error) {
-	v, err := a.reg.Get(ctx, id)
-	if err != nil {
-		return cluster.ImageInfo{}, err
-	}
+// checkpoint takes an image of a process running here (its record v),
+// while it goes on, and puts it in the grid's image store with its module.
+func (a *Agent) checkpoint(ctx context.Context, v cluster.Versioned) (cluster.ImageInfo, error) {
+	id := v.ID
 	if v.State != cluster.StateRunning {
 		return cluster.ImageInfo{}, fmt.Errorf("checkpoint: %s is %s: only a running process has one to take", id, v.State)
 	}
@@ -72,11 +69,11 @@ func (a *Agent) checkpoint(ctx context.Context, id string) (cluster.ImageInfo, e
 
 // serveCheckpoint checkpoints a process, on whichever node runs it.
 func (a *Agent) serveCheckpoint(w http.ResponseWriter, r *http.Request) {
-	id := r.PathValue("id")
-	if _, here := a.ownedHere(w, r, id, nil); !here {
+	v, here := a.ownedHere(w, r, r.PathValue("id"), nil)
+	if !here {
 		return
 	}
-	info, err := a.checkpoint(r.Context(), id)
+	info, err := a.checkpoint(r.Context(), v)
 	if err != nil {
 		httpError(w, err, 0)
 		return

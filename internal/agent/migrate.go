@@ -105,14 +105,15 @@ func (a *Agent) migrateOut(ctx context.Context, id, node string, progress func(P
 		return Progress{}, fmt.Errorf("%w: %w", ErrMove, err)
 	}
 	pr, pw := io.Pipe()
-	var frozenAt time.Time
-	var halt time.Duration
-	var named int
-	relayed := make(chan error, 1)
+	type relayed struct {
+		relayStats
+		err error
+	}
+	done := make(chan relayed, 1)
 	go func() {
-		err := a.relay(conn, pw, c, progress, func(h time.Duration) { halt = h }, &frozenAt, &named)
+		st, err := a.relay(conn, pw, c, progress)
 		pw.CloseWithError(err)
-		relayed <- err
+		done <- relayed{st, err}
 	}()
 	q := url.Values{"id": {id}, "rev": {strconv.FormatUint(v.Revision, 10)}}
 	var res Progress
@@ -128,9 +129,9 @@ func (a *Agent) migrateOut(ctx context.Context, id, node string, progress func(P
 		}
 	}, &res)
 	pr.CloseWithError(errors.New("destination answered"))
-	rerr := <-relayed
-	if err == nil && rerr != nil {
-		err = rerr // cannot happen: the destination read the whole stream
+	rel := <-done
+	if err == nil && rel.err != nil {
+		err = rel.err // cannot happen: the destination read the whole stream
 	}
 	if err == nil {
 		crashPoint("die-after-commit")
@@ -138,10 +139,10 @@ func (a *Agent) migrateOut(ctx context.Context, id, node string, progress func(P
 		c.migrated.Store(true)
 		conn.Write([]byte{'C'})
 		res.Event, res.Node = "done", node
-		res.Millis.Downtime = ms(time.Since(frozenAt))
-		res.Millis.Halt = ms(halt)
+		res.Millis.Downtime = ms(time.Since(rel.frozenAt))
+		res.Millis.Halt = ms(rel.halt)
 		res.Millis.Total = ms(time.Since(start))
-		res.Named = named
+		res.Named = rel.named
 		a.log.Info("process moved", "id", id, "to", node, "epoch", res.Epoch,
 			"downtime_ms", res.Millis.Downtime, "bytes", res.Bytes)
 		return res, nil
@@ -169,60 +170,65 @@ func (a *Agent) migrateOut(ctx context.Context, id, node string, progress func(P
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
+// relayStats is what the relay learns of a move on its way.
+type relayStats struct {
+	frozenAt time.Time     // when the final round began: the process is down
+	halt     time.Duration // how long the freeze took to reach a safe point
+	named    int           // pages named, not sent
+}
+
 // relay passes the child's migration stream on to w, reporting progress,
 // and holds the final state back until the child's output is all in the
 // grid.
-func (a *Agent) relay(from io.Reader, to io.Writer, c *child, progress func(Progress), onHalt func(time.Duration), frozenAt *time.Time, named *int) error {
+func (a *Agent) relay(from io.Reader, to io.Writer, c *child, progress func(Progress)) (relayStats, error) {
+	var st relayStats
 	r, err := migrate.NewReader(from)
 	if err != nil {
-		return fmt.Errorf("from the process: %w", err)
+		return st, fmt.Errorf("from the process: %w", err)
 	}
 	w := migrate.NewWriter(to)
 	for {
 		f, err := r.Next()
 		if err != nil {
-			return fmt.Errorf("from the process: %w", err)
+			return st, fmt.Errorf("from the process: %w", err)
 		}
 		switch f.Type {
 		case migrate.FrameRound:
 			if err := w.Flush(); err != nil {
-				return err
+				return st, err
 			}
-			p := Progress{Event: "round", Bytes: w.Written()}
 			rd, err := migrate.ParseRound(f.Payload)
 			if err != nil {
-				return err
+				return st, err
 			}
-			p.Round, p.Pages = int(rd.N), rd.Pages
+			p := Progress{Event: "round", Bytes: w.Written(), Round: int(rd.N), Pages: rd.Pages}
 			if rd.Final {
-				*frozenAt = time.Now()
+				st.frozenAt = time.Now()
 				p.Event = "final"
 			}
-			if progress != nil {
-				progress(p)
-			}
+			progress(p)
 		case migrate.FrameRef:
-			*named++
+			st.named++
 		case migrate.FrameFinal:
 			fin, err := migrate.ParseFinal(f.Payload)
 			if err != nil {
-				return err
+				return st, err
 			}
-			onHalt(fin.Halt)
+			st.halt = fin.Halt
 			if !c.stdout.waitFor(fin.Stdout, drainTimeout) || !c.stderr.waitFor(fin.Stderr, drainTimeout) {
-				return errors.New("the process's output did not reach the grid")
+				return st, errors.New("the process's output did not reach the grid")
 			}
 		}
 		if err := w.Frame(f.Type, f.Payload); err != nil {
-			return err
+			return st, err
 		}
 		switch f.Type {
 		case migrate.FrameEnd:
-			return w.Flush()
+			return st, w.Flush()
 		case migrate.FrameModule:
 			// The destination compiles it before the source sends more.
 			if err := w.Flush(); err != nil {
-				return err
+				return st, err
 			}
 		}
 	}
@@ -497,25 +503,41 @@ func (a *Agent) peerStream(ctx context.Context, n cluster.Node, path string, bod
 		return err
 	}
 	defer resp.Body.Close()
-	sc := bufio.NewScanner(resp.Body)
+	if *res, err = readProgress(resp.Body, fn); err != nil {
+		return fmt.Errorf("node %s: %w", n.Name, err)
+	}
+	return nil
+}
+
+// maxProgressLine bounds one progress event: a "have" event lists up to
+// a sha256 per page of memory, in base64.
+const maxProgressLine = migrate.MaxPages*32*4/3 + 4096
+
+// readProgress reads progress events (JSON lines), calling fn with each
+// until the last: it returns a "done" event, or an "error" event as an
+// ErrMove error.
+func readProgress(r io.Reader, fn func(Progress)) (Progress, error) {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 0, 64<<10), maxProgressLine)
 	for sc.Scan() {
 		var p Progress
 		if err := json.Unmarshal(sc.Bytes(), &p); err != nil {
-			return fmt.Errorf("node %s: %w", n.Name, err)
+			return Progress{}, err
 		}
 		switch p.Event {
 		case "done":
-			*res = p
-			return nil
+			return p, nil
 		case "error":
-			return remoteError{msg: p.Error, kind: ErrMove}
+			return p, remoteError{msg: p.Error, kind: ErrMove}
 		}
-		fn(p)
+		if fn != nil {
+			fn(p)
+		}
 	}
 	if err := sc.Err(); err != nil {
-		return fmt.Errorf("node %s: %w", n.Name, err)
+		return Progress{}, err
 	}
-	return fmt.Errorf("node %s stopped answering", n.Name)
+	return Progress{}, errors.New("stopped answering before the move ended")
 }
 
 // fault is TERN_FAULT: the tests make an agent die at a chosen point of a

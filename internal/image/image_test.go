@@ -596,3 +596,25 @@ func TestKindString(t *testing.T) {
 		}
 	}
 }
+
+// AddPages indexes non-zero pages only, by content, copying them when
+// asked to.
+func TestAddPages(t *testing.T) {
+	mem := make([]byte, 4*PageSize)
+	mem[PageSize] = 1
+	mem[3*PageSize] = 1 // the same content as page 1
+	mem[2*PageSize+5] = 2
+	for _, clone := range []bool{false, true} {
+		store := map[[32]byte][]byte{}
+		AddPages(store, mem, clone)
+		if len(store) != 2 {
+			t.Fatalf("clone %v: %d pages stored, want the 2 distinct non-zero ones", clone, len(store))
+		}
+		h := sha256.Sum256(mem[2*PageSize : 3*PageSize])
+		mem[2*PageSize+5] = 9
+		if kept := store[h][5]; (kept == 2) != clone {
+			t.Errorf("clone %v: stored page reads %d after memory changed", clone, kept)
+		}
+		mem[2*PageSize+5] = 2
+	}
+}

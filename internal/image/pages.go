@@ -238,3 +238,19 @@ func DecompressPage(dst, frame []byte) error {
 	}
 	return nil
 }
+
+// AddPages adds each non-zero page of mem to store under its sha256: the
+// pages a process being moved need not be sent. With clone they are
+// copies, for memory about to change; otherwise they alias mem.
+func AddPages(store map[[32]byte][]byte, mem []byte, clone bool) {
+	for off := 0; off+PageSize <= len(mem); off += PageSize {
+		pg := mem[off : off+PageSize : off+PageSize]
+		if bytes.Equal(pg, zeroPage[:]) {
+			continue
+		}
+		if clone {
+			pg = bytes.Clone(pg)
+		}
+		store[sha256.Sum256(pg)] = pg
+	}
+}

@@ -16,7 +16,7 @@ func FuzzReceive(f *testing.F) {
 	s, _ := NewSender(w, module)
 	mem := make([]byte, 2*image.PageSize)
 	mem[5] = 1
-	s.Round(mem, false)
+	s.Round(mem)
 	s.Finish(testImage(module, mem), Final{Stdout: 1})
 	f.Add(buf.Bytes())
 	f.Add([]byte(Magic + "\x01"))

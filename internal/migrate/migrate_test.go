@@ -45,18 +45,18 @@ func TestRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, err := s.Round(mem, false)
+	st, err := s.Round(mem)
 	if err != nil || st.Pages != 4 {
 		t.Fatalf("first round: %d pages, %v; want the 4 non-zero ones", st.Pages, err)
 	}
-	if st, _ = s.Round(mem, false); st.Pages != 0 {
+	if st, _ = s.Round(mem); st.Pages != 0 {
 		t.Fatalf("unchanged round sent %d pages", st.Pages)
 	}
 	fill(2)
 	clear(mem[3*image.PageSize : 4*image.PageSize])
 	mem = append(mem, make([]byte, 2*image.PageSize)...)
 	fill(9)
-	if st, _ = s.Round(mem, false); st.Pages != 3 {
+	if st, _ = s.Round(mem); st.Pages != 3 {
 		t.Fatalf("round after 3 changes sent %d pages", st.Pages)
 	}
 	fill(0)
@@ -157,7 +157,7 @@ func TestOnly(t *testing.T) {
 	var buf bytes.Buffer
 	s, _ := NewSender(NewWriter(&buf), []byte("m"))
 	mem := make([]byte, 4*image.PageSize)
-	if st, _ := s.Round(mem, false); st.Pages != 0 {
+	if st, _ := s.Round(mem); st.Pages != 0 {
 		t.Fatalf("zero memory sent %d pages", st.Pages)
 	}
 	for p := range 4 {
@@ -166,10 +166,10 @@ func TestOnly(t *testing.T) {
 	mem = append(mem, make([]byte, image.PageSize)...)
 	mem[4*image.PageSize] = 1
 	s.Only([]bool{false, true, false, false}) // page 4 is beyond the set
-	if st, _ := s.Round(mem, false); st.Pages != 2 {
+	if st, _ := s.Round(mem); st.Pages != 2 {
 		t.Fatalf("limited round sent %d pages, want pages 1 and 4", st.Pages)
 	}
-	if st, _ := s.Round(mem, false); st.Pages != 3 {
+	if st, _ := s.Round(mem); st.Pages != 3 {
 		t.Fatalf("the next round sent %d pages, want the 3 left out", st.Pages)
 	}
 }
@@ -188,7 +188,7 @@ func TestHave(t *testing.T) {
 		var buf bytes.Buffer
 		s, _ := NewSender(NewWriter(&buf), module)
 		s.Have(have)
-		s.Round(mem, false)
+		s.Round(mem)
 		s.Finish(testImage(module, mem), Final{})
 		return buf.Bytes()
 	}

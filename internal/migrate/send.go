@@ -63,11 +63,13 @@ func (s *Sender) Only(set []bool) { s.only = set }
 // page is copied before it is compared and sent, so what the destination
 // gets is always what the shadow records, and a page written meanwhile
 // differs again in the next round.
-func (s *Sender) Round(mem []byte, final bool) (RoundStats, error) {
-	return s.round1(mem, final, true)
+func (s *Sender) Round(mem []byte) (RoundStats, error) {
+	return s.round1(mem, false)
 }
 
-func (s *Sender) round1(mem []byte, final, live bool) (RoundStats, error) {
+// round1 sends a round; final: the process is frozen, so its memory is
+// read as it is, not copied page by page first.
+func (s *Sender) round1(mem []byte, final bool) (RoundStats, error) {
 	if len(mem)%image.PageSize != 0 || len(mem)/image.PageSize > MaxPages {
 		return RoundStats{}, fmt.Errorf("migrate: memory of %d bytes", len(mem))
 	}
@@ -127,7 +129,7 @@ func (s *Sender) round1(mem []byte, final, live bool) (RoundStats, error) {
 						continue
 					}
 					p := src
-					if live {
+					if !final {
 						copy(page, src)
 						p = page
 						if bytes.Equal(p, old) {
@@ -222,7 +224,7 @@ type Final struct {
 // (img.Memory must no longer change), then the rest of img, then the end
 // of the stream.
 func (s *Sender) Finish(img *image.Image, f Final) (RoundStats, error) {
-	st, err := s.round1(img.Memory, true, false)
+	st, err := s.round1(img.Memory, true)
 	if err != nil {
 		return st, err
 	}

@@ -1,7 +1,6 @@
 package process
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"errors"
@@ -667,12 +666,7 @@ func Instantiate(ctx context.Context, r wazero.Runtime, prog *Program, sys *wasi
 		view, _ = m.Read(0, m.Size())
 	}
 	p.initial = map[[32]byte][]byte{}
-	for off := 0; off+image.PageSize <= len(view); off += image.PageSize {
-		pg := view[off : off+image.PageSize]
-		if !isZero(pg) {
-			p.initial[sha256.Sum256(pg)] = bytes.Clone(pg)
-		}
-	}
+	image.AddPages(p.initial, view, true)
 	clear(view)
 	p.inPlace = 0
 	return p, nil
@@ -681,15 +675,6 @@ func Instantiate(ctx context.Context, r wazero.Runtime, prog *Program, sys *wasi
 // InitialPages are the non-zero pages an instance from Instantiate had
 // before it was zeroed (its data segments), by sha256.
 func (p *Process) InitialPages() map[[32]byte][]byte { return p.initial }
-
-func isZero(b []byte) bool {
-	for _, x := range b {
-		if x != 0 {
-			return false
-		}
-	}
-	return true
-}
 
 // MemoryForPages grows the memory of an instance from Instantiate to at
 // least pages and returns all of it, to be written in place. A later
