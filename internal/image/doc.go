@@ -9,8 +9,19 @@
 // is compressed with zstd on its own and named by its sha256, so pages can be
 // compared and deduplicated across images without decompressing them.
 //
+// An image may be signed by the node that produced it (EncodeSigned): an
+// ed25519 signature over its header and body, and the node's X.509
+// certificate to verify it with. Decode verifies the signature
+// and reports the certificate as the image's Signer, so a device can refuse
+// an image altered after it was made. Whether the certificate is trusted,
+// that is whether it chains to the grid's CA and was not revoked, is for the
+// caller to decide, as is whether to accept unsigned images at all: this
+// package only proves that the holder of the certificate's key wrote the
+// image as it is.
+//
 // Images are untrusted input. Decode checks the magic, the version, a sha256
-// over the whole file, every page hash and the module hash, and bounds every
-// allocation by what the input can describe, so damaged or hostile bytes give
-// one clear error (ErrNotImage, ErrVersion or ErrCorrupt) and never a panic.
+// over the whole file, the signature, every page hash and the module hash,
+// and bounds every allocation by what the input can describe, so damaged or
+// hostile bytes give one clear error (ErrNotImage, ErrVersion, ErrCorrupt or
+// ErrBadSignature) and never a panic.
 package image

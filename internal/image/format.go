@@ -1,6 +1,6 @@
 package image
 
-// The image format, version 1.
+// The image format, version 2.
 //
 // Fixed-width integers are big-endian; "uvarint" is unsigned LEB128 as
 // written by internal/enc. Nothing depends on the host's byte order.
@@ -33,13 +33,35 @@ package image
 //	                uint8 tag 1: 32-byte sha256 of the page, uvarint length,
 //	                             a zstd frame decompressing to exactly PageSize
 //	                             bytes
+//	signature
+//	  tag         uint8    0: unsigned, nothing follows
+//	                       1: ed25519, then
+//	  certificate uvarint length (1 to maxCertSize), the signer's X.509
+//	                       certificate (DER), holding an ed25519 key
+//	  signature   64 bytes ed25519.Sign(key, sigContext || digest ||
+//	                       sha256(certificate)), digest being the sha256 of
+//	                       the header and the body (size field filled in),
+//	                       everything before the tag
 //	trailer
-//	  checksum    32 bytes sha256 of everything before it
+//	  checksum    32 bytes sha256 of everything before it, signature included
+//
+// Version 1 is version 2 without the signature block: it is read as
+// unsigned.
 //
 // A reader checks, in order, the magic, the version (so an image from a newer
 // tern is reported as such, not as corrupt), the size (so truncation is
-// reported as truncation), the checksum, and only then parses the body, which
-// must end exactly at the trailer.
+// reported as truncation), the checksum, and only then parses the body and
+// the signature block, which must end exactly at the trailer, and last
+// verifies the signature. A damaged image thus fails the checksum, and only
+// one changed on purpose and sealed again reaches the signature.
+//
+// The signature covers neither the certificate nor itself: the certificate
+// is there to name the key, and what the key signed is all of the image that
+// says anything about the process. A certificate changed anywhere but in its
+// key still verifies the signature; it is the caller's check of the
+// certificate (its issuer's signature, or its bytes) that refuses it.
+// Signing a digest rather than the image lets the writer and the reader get
+// it from the pass that computes the checksum.
 //
 // Each page is its own zstd frame so a page can be named by its hash and
 // stored or shipped once however many images hold it.
@@ -47,9 +69,11 @@ package image
 import (
 	"bufio"
 	"bytes"
+	"crypto/ed25519"
 	"crypto/sha256"
 	"encoding/binary"
 	"fmt"
+	"hash"
 	"io"
 	"io/fs"
 	"math"
@@ -108,18 +132,29 @@ type pageRec struct {
 	data []byte
 }
 
-// encoded is an image ready to be written: everything is compressed and its
-// size is known, so the size field is filled before the first byte goes out
-// and the pages stream to the writer without being copied into one buffer.
+// encoded is an image ready to be written: everything is compressed, its
+// size is known and it is signed and checksummed, so the size field is
+// filled before the first byte goes out and the pages stream to the writer
+// without being copied into one buffer.
 type encoded struct {
 	meta  []byte // header and body up to the page records
 	pages []pageRec
+	sig   []byte // the signature block
+	sum   [sha256.Size]byte
 	size  int
 }
 
-func prepare(img *Image) (*encoded, error) {
+// prepare encodes img, signed by s unless s is nil.
+func prepare(img *Image, s *Signer) (*encoded, error) {
 	if err := img.validate(); err != nil {
 		return nil, err
+	}
+	if s != nil {
+		// Before compressing: a bad signer is a configuration mistake,
+		// and should not cost a whole compression to find out.
+		if err := s.check(); err != nil {
+			return nil, fmt.Errorf("signer: %w", err)
+		}
 	}
 
 	// The module compresses on its own goroutine while the pages use the
@@ -186,7 +221,7 @@ func prepare(img *Image) (*encoded, error) {
 	w.Uvarint(uint64(len(pages)))
 
 	e := &encoded{meta: w.Data(), pages: pages}
-	e.size = len(e.meta) + trailerSize
+	e.size = len(e.meta) + sigBlockSize(s) + trailerSize
 	for _, p := range pages {
 		e.size++
 		if p.data != nil {
@@ -194,6 +229,15 @@ func prepare(img *Image) (*encoded, error) {
 		}
 	}
 	binary.BigEndian.PutUint64(e.meta[len(magic)+2:], uint64(e.size))
+
+	// The signature's digest is the checksum's state where the signature
+	// block starts: one pass over the compressed image gives both, and
+	// writing then only copies. Sum leaves the state as it was.
+	h := sha256.New()
+	e.writeBody(h)
+	e.sig = sigBlock(s, h.Sum(nil))
+	h.Write(e.sig)
+	h.Sum(e.sum[:0])
 	return e, nil
 }
 
@@ -268,26 +312,31 @@ func createdTime(bits uint64) time.Time {
 }
 
 func (e *encoded) writeTo(w io.Writer) error {
-	h := sha256.New()
-	bw := bufio.NewWriterSize(io.MultiWriter(w, h), 256<<10)
-	bw.Write(e.meta)
-	var lenBuf [binary.MaxVarintLen64]byte
+	bw := bufio.NewWriterSize(w, 256<<10)
+	e.writeBody(bw)
+	bw.Write(e.sig)
+	bw.Write(e.sum[:])
+	// bufio keeps the first error, so checking the flush checks every write.
+	return bw.Flush()
+}
+
+// writeBody writes the header and the body. Its errors are not returned:
+// w is a hash, which cannot fail, or a bufio.Writer, which keeps the first.
+func (e *encoded) writeBody(w io.Writer) {
+	w.Write(e.meta)
+	var rec [1 + sha256.Size + binary.MaxVarintLen64]byte
 	for _, p := range e.pages {
 		if p.data == nil {
-			bw.WriteByte(pageZero)
+			rec[0] = pageZero
+			w.Write(rec[:1])
 			continue
 		}
-		bw.WriteByte(pageZstd)
-		bw.Write(p.hash[:])
-		bw.Write(binary.AppendUvarint(lenBuf[:0], uint64(len(p.data))))
-		bw.Write(p.data)
+		rec[0] = pageZstd
+		n := 1 + copy(rec[1:], p.hash[:])
+		n += binary.PutUvarint(rec[n:], uint64(len(p.data)))
+		w.Write(rec[:n])
+		w.Write(p.data)
 	}
-	// bufio keeps the first error, so checking the flush checks every write.
-	if err := bw.Flush(); err != nil {
-		return err
-	}
-	_, err := w.Write(h.Sum(nil))
-	return err
 }
 
 func uvarintLen(v uint64) int {
@@ -331,39 +380,75 @@ type parsed struct {
 }
 
 // checkHeader checks everything that can be checked before parsing.
-func checkHeader(b []byte) (version int, err error) {
+func checkHeader(b []byte) (version int, pre prefixSum, err error) {
 	if len(b) == 0 {
-		return 0, fmt.Errorf("%w: input is empty", ErrNotImage)
+		return 0, pre, fmt.Errorf("%w: input is empty", ErrNotImage)
 	}
 	if n := min(len(b), len(magic)); string(b[:n]) != magic[:n] {
-		return 0, notImage(b)
+		return 0, pre, notImage(b)
 	}
 	if len(b) < headerSize {
 		if len(b) >= len(magic)+2 {
 			if err := checkVersion(binary.BigEndian.Uint16(b[len(magic):])); err != nil {
-				return 0, err
+				return 0, pre, err
 			}
 		}
-		return 0, fmt.Errorf("%w: %w: %d bytes end inside the %d-byte header", ErrCorrupt, enc.ErrTruncated, len(b), headerSize)
+		return 0, pre, fmt.Errorf("%w: %w: %d bytes end inside the %d-byte header", ErrCorrupt, enc.ErrTruncated, len(b), headerSize)
 	}
 	v := binary.BigEndian.Uint16(b[len(magic):])
 	if err := checkVersion(v); err != nil {
-		return 0, err
+		return 0, pre, err
 	}
 	size := binary.BigEndian.Uint64(b[len(magic)+2:])
 	switch {
 	case size < uint64(headerSize+trailerSize):
-		return 0, fmt.Errorf("%w: header gives a size of %d bytes, less than an empty image", ErrCorrupt, size)
+		return 0, pre, fmt.Errorf("%w: header gives a size of %d bytes, less than an empty image", ErrCorrupt, size)
 	case uint64(len(b)) < size:
-		return 0, fmt.Errorf("%w: %w: image is %d bytes, its header says %d", ErrCorrupt, enc.ErrTruncated, len(b), size)
+		return 0, pre, fmt.Errorf("%w: %w: image is %d bytes, its header says %d", ErrCorrupt, enc.ErrTruncated, len(b), size)
 	case uint64(len(b)) > size:
-		return 0, fmt.Errorf("%w: %d trailing bytes after the %d-byte image", ErrCorrupt, uint64(len(b))-size, size)
+		return 0, pre, fmt.Errorf("%w: %d trailing bytes after the %d-byte image", ErrCorrupt, uint64(len(b))-size, size)
 	}
 	body, trailer := b[:len(b)-trailerSize], b[len(b)-trailerSize:]
-	if sum := sha256.Sum256(body); !bytes.Equal(sum[:], trailer) {
-		return 0, fmt.Errorf("%w: checksum mismatch: content hashes to %x…, trailer says %x…", ErrCorrupt, sum[:8], trailer[:8])
+	h := sha256.New()
+	if v >= 2 {
+		// The signature's digest ends where the signature block starts,
+		// not yet known but at most maxSigBlock bytes before the trailer.
+		// Keeping the checksum's state from there spares a second pass
+		// over the image to verify the signature.
+		n := max(headerSize, len(body)-maxSigBlock)
+		h.Write(body[:n])
+		pre = prefixSum{n: n}
+		if c, ok := h.(hash.Cloner); ok {
+			if c, err := c.Clone(); err == nil {
+				pre.h = c
+			}
+		}
+		body = body[n:]
 	}
-	return int(v), nil
+	h.Write(body)
+	if sum := h.Sum(nil); !bytes.Equal(sum, trailer) {
+		return 0, pre, fmt.Errorf("%w: checksum mismatch: content hashes to %x…, trailer says %x…", ErrCorrupt, sum[:8], trailer[:8])
+	}
+	return int(v), pre, nil
+}
+
+// prefixSum is a sha256 state over the first n bytes of an image; h is nil
+// when the hash could not be cloned.
+type prefixSum struct {
+	h hash.Hash
+	n int
+}
+
+// sum returns the sha256 of b[:end], continuing from the state when it
+// covers no more than that, and hashing from the start otherwise. It may be
+// called once.
+func (p prefixSum) sum(b []byte, end int) []byte {
+	if p.h == nil || end < p.n {
+		s := sha256.Sum256(b[:end])
+		return s[:]
+	}
+	p.h.Write(b[p.n:end])
+	return p.h.Sum(nil)
 }
 
 func checkVersion(v uint16) error {
@@ -393,7 +478,7 @@ func notImage(b []byte) error {
 }
 
 func parse(b []byte) (*parsed, error) {
-	version, err := checkHeader(b)
+	version, pre, err := checkHeader(b)
 	if err != nil {
 		return nil, err
 	}
@@ -542,9 +627,39 @@ func parse(b []byte) (*parsed, error) {
 			return nil, corrupt(fmt.Sprintf("page %d", i))
 		}
 	}
+
+	if version < 2 {
+		r.End()
+		if r.Err() != nil {
+			return nil, corrupt("memory")
+		}
+		return p, nil
+	}
+	sigStart := r.Offset()
+	var cert, sig []byte
+	switch tag := r.U8(); tag {
+	case sigNone:
+	case sigEd25519:
+		n := r.Uvarint()
+		if r.Err() == nil && (n == 0 || n > maxCertSize) {
+			r.Fail(fmt.Errorf("%w: certificate of %d bytes, not 1 to %d", enc.ErrMalformed, n, maxCertSize))
+		}
+		cert = r.Raw(int(n))
+		sig = r.Raw(ed25519.SignatureSize)
+	default:
+		r.Fail(fmt.Errorf("%w: unknown signature tag %d", enc.ErrMalformed, tag))
+	}
 	r.End()
 	if r.Err() != nil {
-		return nil, corrupt("memory")
+		return nil, corrupt("signature")
+	}
+	if sig != nil {
+		// Last, so that what fails it is an image whose every byte is
+		// well-formed: changed, not damaged.
+		if err := verify(cert, sig, pre.sum(b, sigStart)); err != nil {
+			return nil, err
+		}
+		img.Signer = bytes.Clone(cert)
 	}
 	return p, nil
 }

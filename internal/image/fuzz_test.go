@@ -20,11 +20,19 @@ func addSeeds(f *testing.F) {
 	} {
 		f.Add(mustMarshal(img))
 	}
+	grid, _ := gridSigner("node-1")
+	f.Add(mustMarshalSigned(smallImage(), selfSigned(1, "tern device fuzz")))
+	f.Add(mustMarshalSigned(&Image{Kind: KindGo}, grid))
+	f.Add(toV1(mustMarshal(smallImage())))
+	hostile := defaultFields()
+	hostile.sig = ed25519Block([]byte("not a certificate"), make([]byte, 64))
+	f.Add(hostile.seal())
 	f.Add(defaultFields().seal())
 	f.Add([]byte{})
 	f.Add([]byte(magic))
 	f.Add(fakeModule(64))
 	f.Add([]byte("\x00TERNIMG\x00\x01\x00\x00\x00\x00\x00\x00\x00\x00junk"))
+	f.Add([]byte("\x00TERNIMG\x00\x02\x00\x00\x00\x00\x00\x00\x00\x00junk"))
 }
 
 // FuzzDecode feeds each input both as is and resealed, since a mutation
@@ -53,6 +61,8 @@ func FuzzDecode(f *testing.F) {
 			if err != nil {
 				t.Fatalf("decoded image does not encode: %v", err)
 			}
+			// Re-encoded, it is unsigned.
+			img.Signer = nil
 			img2, err := Decode(bytes.NewReader(again))
 			if err != nil {
 				t.Fatalf("re-encoded image does not decode: %v", err)
@@ -88,12 +98,15 @@ func FuzzReadInfo(f *testing.F) {
 		if len(img.Memory) != info.MemoryPages*PageSize || len(img.Module) != info.ModuleSize || img.Kind != info.Kind {
 			t.Fatalf("ReadInfo and Decode disagree: %d pages vs %d bytes, module %d vs %d", info.MemoryPages, len(img.Memory), info.ModuleSize, len(img.Module))
 		}
+		if !bytes.Equal(info.Signer, img.Signer) || (info.Signer == nil) != (img.Signer == nil) {
+			t.Fatalf("ReadInfo and Decode disagree on the signer")
+		}
 	})
 }
 
 func checkSentinel(t *testing.T, err error) {
 	t.Helper()
-	if !errors.Is(err, ErrNotImage) && !errors.Is(err, ErrVersion) && !errors.Is(err, ErrCorrupt) {
+	if !errors.Is(err, ErrNotImage) && !errors.Is(err, ErrVersion) && !errors.Is(err, ErrCorrupt) && !errors.Is(err, ErrBadSignature) {
 		t.Fatalf("error matches no sentinel: %v", err)
 	}
 }

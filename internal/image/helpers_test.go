@@ -2,10 +2,16 @@ package image
 
 import (
 	"bytes"
+	"crypto"
+	"crypto/ed25519"
+	"crypto/rand"
 	"crypto/sha256"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/binary"
 	"fmt"
-	"math/rand/v2"
+	"math/big"
+	mrand "math/rand/v2"
 	"slices"
 	"time"
 )
@@ -24,7 +30,7 @@ const (
 // numbers, so they compress about as well as a real heap.
 var words = []string{"runtime.", "goroutine ", "\x00\x00\x00\x00", "main.go", "http://", "tern", "\xff\xff", "count=", "0x", "wasm"}
 
-func makePage(rng *rand.Rand, k pageKind) []byte {
+func makePage(rng *mrand.Rand, k pageKind) []byte {
 	p := make([]byte, 0, PageSize)
 	switch k {
 	case zeroPg:
@@ -52,7 +58,7 @@ func makePage(rng *rand.Rand, k pageKind) []byte {
 }
 
 func makeMemory(seed uint64, kinds ...pageKind) []byte {
-	rng := rand.New(rand.NewPCG(seed, 1))
+	rng := mrand.New(mrand.NewPCG(seed, 1))
 	var mem []byte
 	for _, k := range kinds {
 		mem = append(mem, makePage(rng, k)...)
@@ -149,8 +155,109 @@ func diffImages(a, b *Image) string {
 	}))
 	check("WASI", bytes.Equal(a.WASI, b.WASI))
 	check("Memory", bytes.Equal(a.Memory, b.Memory))
+	check("Signer", bytes.Equal(a.Signer, b.Signer))
 	if d == nil {
 		return ""
 	}
 	return fmt.Sprint("differ in ", d)
+}
+
+// testKey is an ed25519 key made from seed, so tests and fuzz seeds are
+// the same on every run.
+func testKey(seed byte) ed25519.PrivateKey {
+	return ed25519.NewKeyFromSeed(bytes.Repeat([]byte{seed}, ed25519.SeedSize))
+}
+
+// makeCert issues a certificate named cn for pub, signed by parent's key,
+// or self-signed when parent is nil; isCA makes it able to issue others.
+func makeCert(cn string, pub crypto.PublicKey, parent *x509.Certificate, parentKey crypto.Signer, isCA bool) *x509.Certificate {
+	tmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(int64(len(cn)) + 1),
+		Subject:               pkix.Name{CommonName: cn},
+		NotBefore:             testTime.Add(-time.Hour),
+		NotAfter:              testTime.Add(24 * time.Hour),
+		KeyUsage:              x509.KeyUsageDigitalSignature,
+		BasicConstraintsValid: isCA,
+		IsCA:                  isCA,
+	}
+	if isCA {
+		tmpl.KeyUsage |= x509.KeyUsageCertSign
+	}
+	if parent == nil {
+		parent = tmpl
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, pub, parentKey)
+	if err != nil {
+		panic(err)
+	}
+	c, err := x509.ParseCertificate(der)
+	if err != nil {
+		panic(err)
+	}
+	return c
+}
+
+// selfSigned is a signer with a self-signed certificate, like a device
+// outside any grid has.
+func selfSigned(seed byte, cn string) *Signer {
+	key := testKey(seed)
+	return &Signer{Key: key, Cert: makeCert(cn, key.Public(), nil, key, false).Raw}
+}
+
+// gridSigner is a signer whose certificate a grid's CA issued; the CA's
+// certificate is returned for the caller's chain check.
+func gridSigner(cn string) (*Signer, *x509.Certificate) {
+	caKey := testKey(0xca)
+	ca := makeCert("grid CA", caKey.Public(), nil, caKey, true)
+	key := testKey(0x11)
+	return &Signer{Key: key, Cert: makeCert(cn, key.Public(), ca, caKey, false).Raw}, ca
+}
+
+func mustMarshalSigned(img *Image, s *Signer) []byte {
+	var buf bytes.Buffer
+	if err := EncodeSigned(&buf, img, s); err != nil {
+		panic(err)
+	}
+	return buf.Bytes()
+}
+
+// sigStart is where the signature block of an image b starts: after the
+// header and body, as ReadInfo finds them.
+func sigStart(b []byte) int {
+	p, err := parse(b)
+	if err != nil {
+		panic(err)
+	}
+	n := len(b) - trailerSize
+	if p.img.Signer != nil {
+		n -= 1 + uvarintLen(uint64(len(p.img.Signer))) + len(p.img.Signer) + ed25519.SignatureSize
+	} else {
+		n--
+	}
+	return n
+}
+
+// withSigBlock replaces the signature block of the version 2 image b with
+// block and seals the result.
+func withSigBlock(b, block []byte) []byte {
+	n := sigStart(b)
+	return reseal(slices.Concat(b[:n], block, b[len(b)-trailerSize:]))
+}
+
+// toV1 turns the unsigned version 2 image b into the version 1 image of
+// the same process, which has no signature block.
+func toV1(b []byte) []byte {
+	if b[len(b)-trailerSize-1] != sigNone {
+		panic("toV1 of a signed image")
+	}
+	b = slices.Concat(b[:len(b)-trailerSize-1], b[len(b)-trailerSize:])
+	binary.BigEndian.PutUint16(b[len(magic):], 1)
+	return reseal(b)
+}
+
+// ed25519Block is a signature block as EncodeSigned writes it.
+func ed25519Block(cert, sig []byte) []byte {
+	b := []byte{sigEd25519}
+	b = binary.AppendUvarint(b, uint64(len(cert)))
+	return append(append(b, cert...), sig...)
 }

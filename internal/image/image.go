@@ -11,8 +11,9 @@ import (
 )
 
 // Version is the format version Encode writes and the newest Decode reads.
-// Bump it on any change to the layout in format.go.
-const Version = 1
+// Bump it on any change to the layout in format.go. Version 1 lacks the
+// signature block and is still read, as unsigned.
+const Version = 2
 
 // PageSize is the WebAssembly page size, and the unit memory is stored in.
 const PageSize = 65536
@@ -22,6 +23,11 @@ var (
 	ErrNotImage = errors.New("not a tern image")
 	ErrVersion  = errors.New("unsupported image version")
 	ErrCorrupt  = errors.New("corrupt image")
+
+	// ErrBadSignature is a signature that does not verify under its
+	// certificate's key although the checksum after it holds: the image
+	// was not damaged but altered, and sealed again by whoever altered it.
+	ErrBadSignature = errors.New("bad image signature: the image was changed after it was signed")
 )
 
 // Kind says how the guest was captured, and so how Guest is to be read and
@@ -93,15 +99,31 @@ type Image struct {
 	Tables     []Table   // in increasing Index order; empty when tables are as instantiated
 	WASI       []byte    // opaque WASI layer state
 	Memory     []byte    // whole linear memory; len must be a multiple of PageSize
+
+	// Signer is the certificate (DER) of the node that signed the image,
+	// set by Decode, which has checked the signature against its key; nil
+	// when the image is unsigned. Encode ignores it: to sign, pass a Signer
+	// to EncodeSigned. See Decode for what Signer does not vouch for.
+	Signer []byte
 }
 
-// Encode writes img to w.
+// Encode writes img to w, unsigned.
 //
 // Memory is compressed page by page over GOMAXPROCS goroutines. img is only
 // read, so Memory may alias a live instance's memory as long as nothing
 // writes to it until Encode returns.
 func Encode(w io.Writer, img *Image) error {
-	e, err := prepare(img)
+	return EncodeSigned(w, img, nil)
+}
+
+// EncodeSigned writes img to w as Encode does, signed by s; s nil writes it
+// unsigned. s.Cert must parse, hold an ed25519 key, and hold s.Key's.
+//
+// The signature covers the header and the body (the whole image but the
+// signature block and the checksum), so signing costs one ed25519 signature
+// and no pass over the image beyond the one the checksum makes anyway.
+func EncodeSigned(w io.Writer, img *Image, s *Signer) error {
+	e, err := prepare(img, s)
 	if err != nil {
 		return fmt.Errorf("encode image: %w", err)
 	}
@@ -111,9 +133,9 @@ func Encode(w io.Writer, img *Image) error {
 	return nil
 }
 
-// MarshalBinary encodes img as Encode does.
+// MarshalBinary encodes img as Encode does, unsigned.
 func (img *Image) MarshalBinary() ([]byte, error) {
-	e, err := prepare(img)
+	e, err := prepare(img, nil)
 	if err != nil {
 		return nil, fmt.Errorf("encode image: %w", err)
 	}
@@ -126,7 +148,16 @@ func (img *Image) MarshalBinary() ([]byte, error) {
 }
 
 // Decode reads an image from r, to its end, and verifies all of it: magic,
-// version, the whole-file checksum, every page hash and the module hash.
+// version, the whole-file checksum, the signature if there is one, every
+// page hash and the module hash.
+//
+// A signed image decodes only if its signature verifies under the key of the
+// certificate it carries, which is then the image's Signer; one that does
+// not is ErrBadSignature. Whether that certificate is to be trusted is not
+// this package's business: the caller checks that it chains to its grid's CA
+// and is not revoked. Nor are unsigned images refused here (version 1 images
+// are all unsigned), and stripping a signature is as easy as resealing the
+// checksum: a caller that requires signed images refuses a nil Signer.
 func Decode(r io.Reader) (*Image, error) {
 	b, err := readAll(r)
 	if err != nil {
@@ -164,11 +195,13 @@ type Info struct {
 	StoredBytes  int        // compressed bytes of all non-zero pages
 	PageHashes   [][32]byte // per page; zero value for zero pages
 	FileSize     int
+	Signer       []byte // the signer's certificate (DER), as Image.Signer
 }
 
 // ReadInfo reads an image from r, to its end, and describes it. It verifies
-// the whole-file checksum and the structure but decompresses nothing, so
-// neither page hashes nor the module hash are checked against content.
+// the whole-file checksum, the signature as Decode does, and the structure,
+// but decompresses nothing, so neither page hashes nor the module hash are
+// checked against content.
 func ReadInfo(r io.Reader) (*Info, error) {
 	b, err := readAll(r)
 	if err != nil {
@@ -192,6 +225,7 @@ func ReadInfo(r io.Reader) (*Info, error) {
 		WASI:         p.img.WASI,
 		MemoryPages:  len(p.pages),
 		FileSize:     len(b),
+		Signer:       p.img.Signer,
 	}
 	if len(p.pages) > 0 {
 		info.PageHashes = make([][32]byte, len(p.pages))

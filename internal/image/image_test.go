@@ -2,11 +2,16 @@ package image
 
 import (
 	"bytes"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"math"
-	"math/rand/v2"
+	mrand "math/rand/v2"
 	"slices"
 	"strings"
 	"testing"
@@ -114,12 +119,8 @@ func TestUnmarshalErrorLeavesImage(t *testing.T) {
 	}
 }
 
-// The bytes of an image are fixed by the format alone, so a big-endian host
-// must write exactly these. Pages here are all zero, so only this package's
-// encoding is involved, not zstd's. The expected bytes were checked field by
-// field against Python's struct and hashlib, not only copied from the output.
-func TestGolden(t *testing.T) {
-	img := &Image{
+func goldenImage() *Image {
+	return &Image{
 		Kind:       KindAsyncify,
 		Created:    time.Date(2024, 1, 2, 3, 4, 5, 6, time.UTC),
 		Producer:   "golden",
@@ -135,21 +136,91 @@ func TestGolden(t *testing.T) {
 		WASI:   []byte("ws"),
 		Memory: make([]byte, 2*PageSize),
 	}
+}
+
+// goldenBody is the golden image's body, the same in versions 1 and 2.
+const goldenBody = "" +
+	"02" + "17a668b730013206" + "06676f6c64656e" + // kind, created, producer
+	"120970d812836f19888625587a4606a5ad23cef31c8684e601771552548fc6b9" + // module hash
+	"00" + "02dead" + // no module, guest
+	"04" + "007f01020304" + "017e0102030405060708" + "ac027d3fc00000" + "ad027cc000000000000000" +
+	"01" + "02" + "03" + "00" + "01" + "c901" + // tables
+	"027773" + "02" + "00" + "00" // wasi, two zero pages
+
+// The bytes of an image are fixed by the format alone, so a big-endian host
+// must write exactly these. Pages here are all zero, so only this package's
+// encoding is involved, not zstd's. The expected bytes were checked field by
+// field against Python's struct and hashlib, not only copied from the output.
+func TestGolden(t *testing.T) {
 	const want = "" +
-		"005445524e494d47" + "0001" + "0000000000000096" + // magic, version, size
-		"02" + "17a668b730013206" + "06676f6c64656e" + // kind, created, producer
-		"120970d812836f19888625587a4606a5ad23cef31c8684e601771552548fc6b9" + // module hash
-		"00" + "02dead" + // no module, guest
-		"04" + "007f01020304" + "017e0102030405060708" + "ac027d3fc00000" + "ad027cc000000000000000" +
-		"01" + "02" + "03" + "00" + "01" + "c901" + // tables
-		"027773" + "02" + "00" + "00" // wasi, two zero pages
-	b := mustMarshal(img)
+		"005445524e494d47" + "0002" + "0000000000000097" + // magic, version, size
+		goldenBody +
+		"00" // unsigned
+	b := mustMarshal(goldenImage())
 	body := b[:len(b)-trailerSize]
 	if got := hexString(body); got != want {
 		t.Errorf("encoding changed:\n got %s\nwant %s", got, want)
 	}
 	if sum := sha256.Sum256(body); !bytes.Equal(sum[:], b[len(b)-trailerSize:]) {
 		t.Error("trailer is not the sha256 of what precedes it")
+	}
+}
+
+// Images written by version 1, which had no signature block, still decode,
+// as unsigned.
+func TestGoldenV1(t *testing.T) {
+	b, err := hex.DecodeString("005445524e494d47" + "0001" + "0000000000000096" + goldenBody)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(b)
+	b = append(b, sum[:]...)
+	if !bytes.Equal(b, toV1(mustMarshal(goldenImage()))) {
+		t.Fatal("toV1 does not write version 1")
+	}
+	img, err := Decode(bytes.NewReader(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := diffImages(goldenImage(), img); d != "" {
+		t.Fatal(d)
+	}
+	info, err := ReadInfo(bytes.NewReader(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.Version != 1 || info.Signer != nil || info.FileSize != len(b) {
+		t.Errorf("version %d, signer %x, %d bytes", info.Version, info.Signer, info.FileSize)
+	}
+}
+
+func TestVersion1(t *testing.T) {
+	for _, img := range []*Image{
+		{Kind: KindGo},
+		smallImage(),
+		withModule(&Image{Kind: KindAsyncify, Created: testTime, Memory: makeMemory(12, textPg, zeroPg, randomPg)}, fakeModule(20_000)),
+	} {
+		b := toV1(mustMarshal(img))
+		got, err := Decode(bytes.NewReader(b))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d := diffImages(img, got); d != "" {
+			t.Fatal(d)
+		}
+		// Re-encoding upgrades it.
+		if again := mustMarshal(got); binary.BigEndian.Uint16(again[len(magic):]) != Version {
+			t.Fatal("re-encoded image is not the current version")
+		}
+	}
+
+	// Version 1 has no signature block: one is trailing bytes.
+	v1 := toV1(mustMarshal(smallImage()))
+	for _, block := range [][]byte{{sigNone}, ed25519Block(selfSigned(1, "n").Cert, make([]byte, ed25519.SignatureSize))} {
+		b := reseal(slices.Concat(v1[:len(v1)-trailerSize], block, v1[len(v1)-trailerSize:]))
+		if _, err := Decode(bytes.NewReader(b)); !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), "trailing") {
+			t.Fatalf("version 1 with a signature block: got %v, want ErrCorrupt for trailing bytes", err)
+		}
 	}
 }
 
@@ -185,10 +256,15 @@ func TestTrailingBytes(t *testing.T) {
 	}
 }
 
-// Every byte is covered by the checksum; a change in the magic or the
-// version is reported as what it looks like instead.
+// Every byte is covered by the checksum, the signature block's too; a change
+// in the magic or the version is reported as what it looks like instead.
 func TestByteFlips(t *testing.T) {
-	b := mustMarshal(smallImage())
+	for _, b := range [][]byte{mustMarshal(smallImage()), mustMarshalSigned(smallImage(), selfSigned(1, "node-1"))} {
+		testByteFlips(t, b)
+	}
+}
+
+func testByteFlips(t *testing.T, b []byte) {
 	for i := range b {
 		for _, mask := range []byte{0x01, 0x80} {
 			c := bytes.Clone(b)
@@ -243,7 +319,7 @@ func TestVersion(t *testing.T) {
 		in   []byte
 		msg  string
 	}{
-		{"newer", setVersion(Version + 1), "image format version 2 is newer than this tern reads (1); upgrade tern"},
+		{"newer", setVersion(Version + 1), "image format version 3 is newer than this tern reads (2); upgrade tern"},
 		{"much newer", setVersion(0xffff), "version 65535 is newer"},
 		{"zero", setVersion(0), "version 0"},
 		// The body of a newer version may be anything; the version alone
@@ -267,7 +343,7 @@ func TestVersion(t *testing.T) {
 }
 
 func TestNotImage(t *testing.T) {
-	rng := rand.New(rand.NewPCG(9, 9))
+	rng := mrand.New(mrand.NewPCG(9, 9))
 	random := make([]byte, 1000)
 	for i := range random {
 		random[i] = byte(rng.Uint32())
@@ -440,7 +516,7 @@ func TestReadInfo(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if empty.ModuleSize != 0 || empty.ModuleStored != 0 || empty.MemoryPages != 0 || empty.PageHashes != nil {
+	if empty.ModuleSize != 0 || empty.ModuleStored != 0 || empty.MemoryPages != 0 || empty.PageHashes != nil || empty.Signer != nil {
 		t.Errorf("empty image: %+v", empty)
 	}
 }
@@ -448,7 +524,7 @@ func TestReadInfo(t *testing.T) {
 // fields are the parts of a body, each already encoded, so a test can
 // replace one with something Encode would never write.
 type fields struct {
-	kind, created, producer, hash, module, guest, globals, tables, wasi, memory []byte
+	kind, created, producer, hash, module, guest, globals, tables, wasi, memory, sig []byte
 }
 
 func defaultFields() fields {
@@ -468,11 +544,12 @@ func defaultFields() fields {
 		tables:   []byte{0},
 		wasi:     []byte{0},
 		memory:   []byte{0},
+		sig:      []byte{sigNone},
 	}
 }
 
 func (f fields) seal() []byte {
-	return sealBody(Version, bytes.Join([][]byte{f.kind, f.created, f.producer, f.hash, f.module, f.guest, f.globals, f.tables, f.wasi, f.memory}, nil))
+	return sealBody(Version, bytes.Join([][]byte{f.kind, f.created, f.producer, f.hash, f.module, f.guest, f.globals, f.tables, f.wasi, f.memory, f.sig}, nil))
 }
 
 func zstdFrame(t *testing.T, data []byte, opts ...zstd.EOption) []byte {
@@ -500,6 +577,13 @@ func TestHostileBodies(t *testing.T) {
 	pageHash := sha256.Sum256(page)
 	mod := fakeModule(10_000)
 	modFrame := zstdFrame(t, mod)
+	cert := selfSigned(1, "node").Cert
+	sig := make([]byte, ed25519.SignatureSize)
+	ecdsaKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ecdsaCert := makeCert("ecdsa node", ecdsaKey.Public(), nil, ecdsaKey, false).Raw
 	modField := func(tag byte, size uint64, data []byte) []byte {
 		var w enc.Writer
 		w.U8(tag)
@@ -558,6 +642,18 @@ func TestHostileBodies(t *testing.T) {
 			f.memory = pages(3, []byte{0}, pageRecord(sha256.Sum256(page), two), pageRecord(pageHash, []byte("junk")))
 		}, "page 2"},
 		{"trailing body", func(f *fields) { f.memory = []byte{0, 0} }, "trailing"},
+
+		{"signature tag", func(f *fields) { f.sig = []byte{2} }, "unknown signature tag 2"},
+		{"no signature block", func(f *fields) { f.sig = nil }, "signature: at byte 75: truncated"},
+		{"empty certificate", func(f *fields) { f.sig = ed25519Block(nil, sig) }, "certificate of 0 bytes"},
+		{"huge certificate", func(f *fields) { f.sig = ed25519Block(make([]byte, maxCertSize+1), sig) }, "certificate of 16385 bytes"},
+		{"certificate past the end", func(f *fields) { f.sig = []byte{sigEd25519, 0xff, 0x7f} }, "truncated"},
+		{"no signature", func(f *fields) { f.sig = ed25519Block(cert, nil) }, "truncated"},
+		{"short signature", func(f *fields) { f.sig = ed25519Block(cert, sig[:63]) }, "truncated"},
+		{"trailing signature", func(f *fields) { f.sig = append(ed25519Block(cert, sig), 0) }, "trailing"},
+		{"trailing unsigned", func(f *fields) { f.sig = []byte{sigNone, 0} }, "trailing"},
+		{"garbage certificate", func(f *fields) { f.sig = ed25519Block([]byte("not a certificate"), sig) }, "signer's certificate: x509"},
+		{"ecdsa certificate", func(f *fields) { f.sig = ed25519Block(ecdsaCert, sig) }, `certificate "ecdsa node" holds a key of type ECDSA, not ed25519`},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
