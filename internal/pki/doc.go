@@ -22,6 +22,13 @@
 // the secret's hash; expiry and single use are the store's job, not this
 // package's.
 //
+// Revocations is the set of certificates of nodes removed from the grid, by
+// fingerprint; its VerifyConnection plugs into any tls.Config. LoadSigner
+// gives the key that signs a device's images (its node identity, or a
+// self-signed device key made on first use when it is in no grid), and
+// Trust says whose signatures a device accepts: its own, and those of its
+// grid's nodes that were not removed.
+//
 // Files are written atomically (temporary file and rename) because a torn CA
 // key would lock every node out of the grid. A CA directory holds ca.crt and
 // ca.key; an identity directory holds node.crt, node.key and ca.crt. The two

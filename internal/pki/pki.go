@@ -325,6 +325,15 @@ func parseIdentity(certPEM, keyPEM, caPEM []byte) (*Identity, error) {
 	}, nil
 }
 
+// GridID returns the id of the grid whose CA id trusts.
+func (id *Identity) GridID() string {
+	ca, err := parseCertPEM(id.CAPEM)
+	if err != nil {
+		return "" // parseIdentity checked it
+	}
+	return strings.TrimPrefix(ca.Subject.CommonName, cnPrefix)
+}
+
 // NewKey makes an ed25519 key and its PKCS#8 PEM.
 func NewKey() (ed25519.PrivateKey, []byte, error) {
 	_, key, err := ed25519.GenerateKey(rand.Reader)
