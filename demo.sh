@@ -14,6 +14,8 @@ GOOS=wasip1 GOARCH=wasm go build -o bin/notes.wasm ./examples/notes
 GOOS=wasip1 GOARCH=wasm go build -o bin/primes.wasm ./examples/primes
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
+# The keys that sign the demo's images: its own, not this device's.
+export TERN_DATA="$work/device"
 
 echo "=== 1. a Go program under tern's WASI layer"
 printf 'buy milk\ncall Ada\nbook trains\nwater the cactus\n' |

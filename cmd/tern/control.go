@@ -175,7 +175,7 @@ func checkpointOut(ctx context.Context, conn net.Conn, p *process.Process, prog 
 	fz.Continue()
 	img.Producer = producer(engine)
 	fmt.Fprintf(conn, "ok %x\n", prog.Hash)
-	if err := image.Encode(conn, &img); err != nil {
+	if err := image.EncodeSigned(conn, &img, f.signer); err != nil {
 		return fmt.Errorf("checkpoint: %w", err)
 	}
 	return nil

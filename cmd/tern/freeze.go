@@ -18,6 +18,7 @@ import (
 
 	"github.com/ternhq/tern/internal/atomicfile"
 	"github.com/ternhq/tern/internal/image"
+	"github.com/ternhq/tern/internal/pki"
 	"github.com/ternhq/tern/internal/process"
 	"github.com/ternhq/tern/internal/wasi"
 )
@@ -29,6 +30,8 @@ type freezeFlags struct {
 	timeout    time.Duration
 	embed      bool
 	control    string // the agent's control socket (see control.go)
+	data       string // the data directory, whose keys sign images
+	signer     *image.Signer
 	// sigs receives SIGINT and SIGTERM from catchSignals on, so that one
 	// that comes while the module still loads freezes it once it runs
 	// instead of killing it.
@@ -49,6 +52,7 @@ func (f *freezeFlags) register(cmd *cobra.Command) {
 	cmd.Flags().DurationVar(&f.timeout, "freeze-timeout", process.DefaultFreezeTimeout, "say so when a freeze finds no safe point in this long; tern keeps trying, and a signal then stops the process without a checkpoint")
 	cmd.Flags().StringVar(&f.control, "control", "", "listen on Unix socket `PATH` for the agent's commands (moving the process); needs --checkpoint")
 	cmd.Flags().MarkHidden("control")
+	cmd.Flags().StringVar(&f.data, "data", defaultDataDir(), "the data directory ($TERN_DATA): its keys sign images and say which images to trust; with --on, its agent runs the process")
 	cmd.Flags().BoolVar(&f.embed, "embed-module", true, "put the module in the image; false stores it beside the image as SHA256.wasm, once for all images of it")
 }
 
@@ -71,6 +75,11 @@ func (f *freezeFlags) check() error {
 		if st, err := os.Stat(f.checkpoint); err == nil && st.IsDir() {
 			return fmt.Errorf("--checkpoint %s: is a directory", f.checkpoint)
 		}
+		s, err := pki.LoadSigner(filepath.Join(f.data, "pki"))
+		if err != nil {
+			return fmt.Errorf("--checkpoint: no key to sign images with: %w", err)
+		}
+		f.signer = &image.Signer{Key: s.Key, Cert: s.Cert}
 	}
 	return nil
 }
@@ -205,7 +214,7 @@ func (f freezeFlags) writeCheckpoint(img *image.Image, prog *process.Program) (i
 	} else if err := storeModuleBeside(f.checkpoint, prog.Wasm, prog.Hash); err != nil {
 		return 0, err
 	}
-	return writeImage(f.checkpoint, img)
+	return writeImage(f.checkpoint, img, f.signer)
 }
 
 // moduleBeside is where an image that does not embed its module finds it.
@@ -225,15 +234,15 @@ func storeModuleBeside(imagePath string, wasm []byte, hash [32]byte) error {
 
 // writeImage encodes img into path through a temporary file, so a crash
 // mid-write never leaves a truncated image where a good one was.
-func writeImage(path string, img *image.Image) (int64, error) {
+func writeImage(path string, img *image.Image, s *image.Signer) (int64, error) {
 	tmp, err := os.CreateTemp(filepath.Dir(path), ".tern-image-*")
 	if err != nil {
 		return 0, err
 	}
 	defer os.Remove(tmp.Name())
-	if err := image.Encode(tmp, img); err != nil {
+	if err := image.EncodeSigned(tmp, img, s); err != nil {
 		tmp.Close()
-		return 0, fmt.Errorf("encode image: %w", err)
+		return 0, err // says "encode image" or "write image" itself
 	}
 	if err := tmp.Sync(); err != nil {
 		tmp.Close()

@@ -23,6 +23,7 @@ import (
 	"testing"
 	"time"
 
+	imagepkg "github.com/ternhq/tern/internal/image"
 	"github.com/ternhq/tern/internal/process"
 )
 
@@ -1106,6 +1107,24 @@ func TestFreezeBadInput(t *testing.T) {
 	flipped := bytes.Clone(img)
 	flipped[len(flipped)/2] ^= 0x40
 	corrupt := write("corrupt.img", flipped)
+	// Changed after it was signed, with the checksum made good again: only
+	// the signature tells. The byte is in the creation time, which still
+	// parses.
+	tampered := bytes.Clone(img)
+	tampered[26] ^= 0x01
+	sum := sha256.Sum256(tampered[:len(tampered)-sha256.Size])
+	copy(tampered[len(tampered)-sha256.Size:], sum[:])
+	resealed := write("tampered.img", tampered)
+	dec, err := imagepkg.Decode(bytes.NewReader(img))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var plain bytes.Buffer
+	if err := imagepkg.Encode(&plain, dec); err != nil {
+		t.Fatal(err)
+	}
+	unsigned := write("unsigned.img", plain.Bytes())
+	elsewhere := t.TempDir() // another device's data directory
 	noise := make([]byte, 64<<10)
 	rand.New(rand.NewSource(1)).Read(noise)
 	random := write("random.img", noise)
@@ -1142,6 +1161,10 @@ func TestFreezeBadInput(t *testing.T) {
 		{"resume/unknown-preopen", []string{"resume", "--checkpoint", ck, "--dir", dataDir + ":/elsewhere", good}, []string{"no preopen", "/elsewhere"}},
 		{"resume/preopen-gone", []string{"resume", "--checkpoint", ck, goneDir}, []string{"preopen", goneData, "no such file"}},
 		{"resume/file-gone", []string{"resume", "--checkpoint", ck, goneFile}, []string{"journal.log", "no such file"}},
+		{"resume/tampered", []string{"resume", "--checkpoint", ck, resealed}, []string{"tampered.img", "bad image signature", "changed after it was signed"}},
+		{"inspect/tampered", []string{"inspect", resealed}, []string{"tampered.img", "bad image signature"}},
+		{"resume/unsigned", []string{"resume", "--checkpoint", ck, unsigned}, []string{"unsigned.img", "unsigned"}},
+		{"resume/other-device", []string{"resume", "--checkpoint", ck, "--data", elsewhere, good}, []string{"refused", "not trusted here", "tern device"}},
 		{"resume/freeze-after-alone", []string{"resume", "--freeze-after", "1s", good}, []string{"--freeze-after", "--checkpoint"}},
 		{"prepare/no-wasm-opt", []string{"prepare", "--cache-dir", "-", "--wasm-opt", filepath.Join(in, "no-wasm-opt"), "-o", filepath.Join(out, "p.wasm"), cModule}, []string{"wasm-opt", "not found", "binaryen"}},
 		{"prepare/go-module", []string{"prepare", "-o", filepath.Join(out, "p.wasm"), wasm}, []string{"Go (GOOS=wasip1) module", "without preparation"}},

@@ -19,6 +19,7 @@ import (
 
 	"github.com/ternhq/tern/internal/agent"
 	"github.com/ternhq/tern/internal/cluster"
+	"github.com/ternhq/tern/internal/discover"
 	"github.com/ternhq/tern/internal/facts"
 )
 
@@ -84,6 +85,7 @@ SIGTERM it freezes its processes into images in the data directory and stops.`,
 	cmd.Flags().StringVar(&cfg.Token, "token", "", "the join token from `tern token create` on the hub")
 	cmd.Flags().StringVar(&cfg.NATS, "nats", "", "keep the grid's state in the external NATS cluster at `URL` (with JetStream; credentials in the URL or --nats-creds) instead of the hub's embedded server")
 	cmd.Flags().StringVar(&cfg.NATSCreds, "nats-creds", "", "NATS credentials `FILE` for --nats")
+	cmd.Flags().BoolVar(&cfg.Announce, "announce", true, "with --listen on an address other devices can reach, announce this agent on the LAN by mDNS (tern nodes --discover finds it)")
 	// An agent running under an emulator (qemu-user without binfmt_misc)
 	// must run its processes under it too.
 	cmd.Flags().StringArrayVar(&cfg.Tern, "child-command", nil, "run processes with this command instead of this executable (repeat for each word, e.g. an emulator and tern)")
@@ -240,13 +242,20 @@ func newPsCommand() *cobra.Command {
 
 func newNodesCommand() *cobra.Command {
 	var dir, format string
+	var find bool
+	var wait time.Duration
 	cmd := &cobra.Command{
 		Use:   "nodes",
-		Short: "List the grid's live nodes",
-		Args:  cobra.NoArgs,
+		Short: "List the grid's live nodes (--discover: tern agents on the LAN)",
+		Long: `List the grid's live nodes and their facts. With --discover, list instead the tern agents that
+answer on this LAN (mDNS), of any grid, with the address to --join; no agent is needed for it.`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := checkFormat(format); err != nil {
 				return err
+			}
+			if find {
+				return discoverNodes(cmd.Context(), wait, format)
 			}
 			nodes, err := agent.NewClient(dir).Nodes(cmd.Context())
 			if err != nil {
@@ -267,6 +276,66 @@ func newNodesCommand() *cobra.Command {
 					time.Since(n.Seen).Round(time.Second))
 			}
 			return tw.Flush()
+		},
+	}
+	dataFlag(cmd, &dir)
+	outputFlag(cmd, &format)
+	cmd.Flags().BoolVar(&find, "discover", false, "list the tern agents on this LAN (mDNS) instead")
+	cmd.Flags().DurationVar(&wait, "wait", discover.DefaultWait, "with --discover: how long to listen for answers")
+	cmd.AddCommand(newNodesRemoveCommand())
+	return cmd
+}
+
+// discoverNodes lists the agents that answer on the LAN.
+func discoverNodes(ctx context.Context, wait time.Duration, format string) error {
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	found, err := discover.Browse(ctx, wait)
+	if err != nil {
+		return err
+	}
+	if format == "json" {
+		if found == nil {
+			found = []discover.Announcement{}
+		}
+		return printJSON(found)
+	}
+	if len(found) == 0 {
+		fmt.Fprintf(os.Stderr, "no tern agent answered on this LAN within %v\n", wait)
+		return nil
+	}
+	tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "GRID\tNODE\tADDRESS\tROLE")
+	for _, a := range found {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", a.Grid, a.Node, a.Addr, orDash(a.Hub, "hub: join here with a token"))
+	}
+	return tw.Flush()
+}
+
+func newNodesRemoveCommand() *cobra.Command {
+	var dir, format string
+	cmd := &cobra.Command{
+		Use:   "remove NODE",
+		Short: "Remove a device from the grid: its certificates are revoked",
+		Long: `Remove a device from the grid. Every certificate the grid issued to it is revoked: no agent,
+and not the grid's NATS server, accepts it any more, its open connections are closed, and its
+agent stops. The processes it ran are recorded as lost. To let the device in again, give it a
+new token (and remove the pki directory of its data directory first).`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := checkFormat(format); err != nil {
+				return err
+			}
+			rm, err := agent.NewClient(dir).RemoveNode(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			if format == "json" {
+				return printJSON(rm)
+			}
+			fmt.Printf("removed %s: %d certificate(s) revoked\n", rm.Node, len(rm.Revoked))
+			return nil
 		},
 	}
 	dataFlag(cmd, &dir)

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -16,6 +17,8 @@ import (
 
 	"github.com/ternhq/tern/internal/agent"
 	"github.com/ternhq/tern/internal/cluster"
+	"github.com/ternhq/tern/internal/discover"
+	"github.com/ternhq/tern/internal/pki"
 )
 
 // A grid of agents, each in a network namespace of its own (real separate
@@ -478,5 +481,75 @@ func TestGridMigrationFaults(t *testing.T) {
 		if p := state(id); p.Node != "n2" || p.State != cluster.StateExited || p.ExitCode != 3 {
 			t.Fatalf("at the end: %+v, want exited (3) on n2", p)
 		}
+	})
+}
+
+// Agents in separate network namespaces find each other by mDNS: a new
+// device lists two grids' hubs on its LAN and joins one at the address it
+// found, with a token, which joining still needs.
+func TestGridDiscovery(t *testing.T) {
+	hosts := netnsHosts(t, 3)
+	var hubs []*agentProc
+	for i, name := range []string{"disc-a", "disc-b"} {
+		dir := t.TempDir()
+		hubs = append(hubs, startAgentCmd(t, name, dir, []string{"ip", "netns", "exec", hosts[i].ns, ternBin, "agent", "--data", dir,
+			"--name", name, "--listen", hosts[i].ip + ":" + gridPort, "--log-level", "info"}))
+	}
+	discoverFrom := func(h netHost) []discover.Announcement {
+		t.Helper()
+		r := runCommand(t, "", nil, []string{"ip", "netns", "exec", h.ns, ternBin, "nodes", "--discover", "--wait", "2s", "-o", "json"})
+		if r.code != 0 {
+			t.Fatalf("nodes --discover in %s: exit %d\n%s", h.ns, r.code, r.stderr)
+		}
+		var found []discover.Announcement
+		if err := json.Unmarshal([]byte(r.stdout), &found); err != nil {
+			t.Fatalf("nodes --discover -o json: %v\n%s", err, r.stdout)
+		}
+		return found
+	}
+	grids := map[string]string{}
+	for _, h := range hubs {
+		id, err := pki.LoadIdentity(filepath.Join(h.dir, "pki"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		grids[h.name] = id.GridID()
+	}
+	if grids["disc-a"] == grids["disc-b"] {
+		t.Fatal("two hubs made the same grid")
+	}
+	// Each hub finds the other (and itself), and the new device finds both.
+	for _, h := range hosts {
+		found := discoverFrom(h)
+		for j, name := range []string{"disc-a", "disc-b"} {
+			want := discover.Announcement{Grid: grids[name], Node: name, Addr: hosts[j].ip + ":" + gridPort, Hub: true}
+			if !slices.Contains(found, want) {
+				t.Errorf("from %s: %+v not among %+v", h.ns, want, found)
+			}
+		}
+	}
+	var hubA discover.Announcement
+	for _, a := range discoverFrom(hosts[2]) {
+		if a.Grid == grids["disc-a"] && a.Hub {
+			hubA = a
+		}
+	}
+	if hubA.Addr == "" {
+		t.Fatal("grid disc-a's hub not found from the new device")
+	}
+	newDir := t.TempDir()
+	argv := []string{"ip", "netns", "exec", hosts[2].ns, ternBin, "agent", "--data", newDir, "--name", "disc-new",
+		"--listen", hosts[2].ip + ":" + gridPort, "--join", hubA.Addr}
+	if r := runCommand(t, "", nil, argv); r.code == 0 || !strings.Contains(r.stderr, "needs a token") {
+		t.Fatalf("joining a discovered grid without a token: exit %d\n%s", r.code, r.stderr)
+	}
+	tok := runTern(t, "", nil, "token", "create", "--data", hubs[0].dir)
+	startAgentCmd(t, "disc-new", newDir, append(argv, "--token", strings.TrimSpace(tok.stdout), "--log-level", "info"))
+	waitUntil(t, 30*time.Second, "disc-new among disc-a's nodes", func() bool {
+		return strings.Contains(runTern(t, "", nil, "nodes", "--data", hubs[0].dir).stdout, "disc-new")
+	})
+	// Once in grid disc-a, the new device announces itself as its member.
+	waitUntil(t, 30*time.Second, "disc-new announced as a member of disc-a", func() bool {
+		return slices.Contains(discoverFrom(hosts[1]), discover.Announcement{Grid: grids["disc-a"], Node: "disc-new", Addr: hosts[2].ip + ":" + gridPort})
 	})
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -17,7 +18,7 @@ import (
 )
 
 func newInspectCommand() *cobra.Command {
-	var output string
+	var output, data string
 	cmd := &cobra.Command{
 		Use:   "inspect [-o text|json] IMAGE",
 		Short: "Show what a process image holds",
@@ -26,9 +27,10 @@ func newInspectCommand() *cobra.Command {
 			if output != "text" && output != "json" {
 				return fmt.Errorf("-o %q: want text or json", output)
 			}
-			return inspectImage(cmd.OutOrStdout(), args[0], output == "json")
+			return inspectImage(cmd.OutOrStdout(), args[0], data, output == "json")
 		},
 	}
+	cmd.Flags().StringVar(&data, "data", defaultDataDir(), "the data directory ($TERN_DATA), which says whether the image's signer is trusted here")
 	cmd.Flags().StringVarP(&output, "output", "o", "text", "output format: text or json")
 	return cmd
 }
@@ -42,6 +44,9 @@ type imageReport struct {
 	Guest        string         `json:"guest"`
 	Created      time.Time      `json:"created"`
 	Producer     string         `json:"producer"`
+	SignedBy     string         `json:"signed_by"` // "" when unsigned
+	Trusted      bool           `json:"trusted"`   // whether tern resume would accept the signer here
+	Distrust     string         `json:"distrust,omitempty"`
 	ModuleSHA256 string         `json:"module_sha256"`
 	ModuleSize   int            `json:"module_size"` // 0: not embedded
 	Globals      []globalView   `json:"globals"`
@@ -70,7 +75,7 @@ type fdView struct {
 	Offset int64  `json:"offset,omitempty"`
 }
 
-func inspectImage(w io.Writer, path string, asJSON bool) error {
+func inspectImage(w io.Writer, path, data string, asJSON bool) error {
 	fh, err := os.Open(path)
 	if err != nil {
 		return err
@@ -91,6 +96,17 @@ func inspectImage(w io.Writer, path string, asJSON bool) error {
 		MemoryPages: info.MemoryPages, ZeroPages: info.ZeroPages, StoredBytes: info.StoredBytes,
 		Args: st.Args, Env: st.Env, Preopens: st.Preopens, MonotonicNS: st.Monotonic, StdinRead: st.StdinRead,
 		SeededRandom: st.RNG != nil,
+	}
+	if info.Signer != nil {
+		rep.SignedBy = "(unreadable certificate)"
+		if c, err := x509.ParseCertificate(info.Signer); err == nil {
+			rep.SignedBy = c.Subject.CommonName
+		}
+	}
+	if _, err := checkSigner(info.Signer, info.Created, data); err != nil {
+		rep.Distrust = err.Error()
+	} else {
+		rep.Trusted = true
 	}
 	for _, g := range info.Globals {
 		rep.Globals = append(rep.Globals, globalView{g.Index, g.Type.String(), g.Bits})
@@ -116,6 +132,12 @@ func inspectImage(w io.Writer, path string, asJSON bool) error {
 	fmt.Fprintf(w, "image      %s (%d bytes, format %d)\n", rep.File, rep.FileSize, rep.Version)
 	fmt.Fprintf(w, "kind       %s: %s\n", rep.Kind, rep.Guest)
 	fmt.Fprintf(w, "created    %s by %s\n", rep.Created.Format(time.RFC3339), rep.Producer)
+	switch {
+	case rep.Trusted:
+		fmt.Fprintf(w, "signed     by %s, trusted here\n", rep.SignedBy)
+	default:
+		fmt.Fprintf(w, "signed     NOT TRUSTED: %s\n", rep.Distrust)
+	}
 	if rep.ModuleSize > 0 {
 		fmt.Fprintf(w, "module     sha256 %s, %d bytes, embedded\n", rep.ModuleSHA256, rep.ModuleSize)
 	} else {

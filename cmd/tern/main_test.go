@@ -19,6 +19,9 @@ func TestMain(m *testing.M) {
 	if err != nil {
 		panic(err)
 	}
+	// Keys that sign images live in the data directory: the tests' own,
+	// not the user's.
+	os.Setenv("TERN_DATA", filepath.Join(dir, "data"))
 	ternBin = filepath.Join(dir, "tern")
 	if runtime.GOOS == "windows" {
 		ternBin += ".exe"

@@ -12,12 +12,14 @@ import (
 	"os/signal"
 	"path/filepath"
 	"slices"
+	"time"
 
 	"github.com/spf13/cobra"
 	"github.com/tetratelabs/wazero"
 
 	"github.com/ternhq/tern/internal/image"
 	"github.com/ternhq/tern/internal/migrate"
+	"github.com/ternhq/tern/internal/pki"
 	"github.com/ternhq/tern/internal/process"
 	"github.com/ternhq/tern/internal/wasi"
 )
@@ -66,6 +68,27 @@ With --checkpoint it can be frozen again.`,
 	return cmd
 }
 
+// errUnsigned: an image carries no signature.
+var errUnsigned = errors.New("the image is unsigned; tern resumes only images signed by this device or a node of its grid")
+
+// checkSigner says whether an image signed with certificate cert (nil:
+// unsigned) at created may be resumed on the device of data directory
+// data, and names who signed it.
+func checkSigner(cert []byte, created time.Time, data string) (string, error) {
+	if cert == nil {
+		return "", errUnsigned
+	}
+	t, err := pki.LoadTrust(filepath.Join(data, "pki"))
+	if err != nil {
+		return "", err
+	}
+	name, err := t.CheckSigner(cert, created)
+	if err != nil {
+		return name, fmt.Errorf("refused: %w", err)
+	}
+	return name, nil
+}
+
 func readImage(path string) (*image.Image, error) {
 	fh, err := os.Open(path)
 	if err != nil {
@@ -110,6 +133,9 @@ func resumeImage(ctx context.Context, f resumeFlags, path string) error {
 	img, err := readImage(path)
 	if err != nil {
 		return err
+	}
+	if _, err := checkSigner(img.Signer, img.Created, f.freeze.data); err != nil {
+		return fmt.Errorf("%s: %w", path, err)
 	}
 	wasm := img.Module
 	switch {

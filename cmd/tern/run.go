@@ -28,7 +28,6 @@ type runFlags struct {
 	attach   bool
 	stdin    bool
 	format   string
-	data     string
 }
 
 func newRunCommand() *cobra.Command {
@@ -57,7 +56,7 @@ With --checkpoint FILE the process can be frozen: on SIGINT or SIGTERM, or after
 				if err := checkFormat(f.format); err != nil {
 					return err
 				}
-				return runOnAgent(cmd.Context(), f.data, f.on, f.attach, f.stdin, f.format, f.env, args[0], args[1:])
+				return runOnAgent(cmd.Context(), f.freeze.data, f.on, f.attach, f.stdin, f.format, f.env, args[0], args[1:])
 			}
 			if f.attach || f.stdin || cmd.Flags().Changed("output") {
 				return errors.New("-a, -i and -o are for a process run through the agent: use them with --on")
@@ -74,7 +73,6 @@ With --checkpoint FILE the process can be frozen: on SIGINT or SIGTERM, or after
 	cmd.Flags().StringVar(&f.on, "on", "", "run through the agent, on node `NODE` (or auto), detached: print the process id")
 	cmd.Flags().BoolVarP(&f.attach, "attach", "a", false, "with --on: stay attached, printing the output, and exit with the process's code")
 	cmd.Flags().BoolVarP(&f.stdin, "interactive", "i", false, "with --on: the process reads input from the grid (tern attach; with -a, this terminal's)")
-	dataFlag(cmd, &f.data)
 	cmd.Flags().StringVarP(&f.format, "output", "o", "table", "with --on: table (the id, or attached, the output) or json (the process's record, or attached, output pieces as JSON lines)")
 	return cmd
 }

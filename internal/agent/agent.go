@@ -26,6 +26,7 @@ import (
 
 	"github.com/ternhq/tern/internal/atomicfile"
 	"github.com/ternhq/tern/internal/cluster"
+	"github.com/ternhq/tern/internal/discover"
 	"github.com/ternhq/tern/internal/facts"
 	"github.com/ternhq/tern/internal/pki"
 )
@@ -51,6 +52,9 @@ type Config struct {
 	// with NATSCreds). The first agent still makes the grid's CA and
 	// others still --join it for their certificates.
 	NATS, NATSCreds string
+	// Announce: with Listen on an address that is not loopback, announce
+	// the agent on the LAN by mDNS.
+	Announce bool
 }
 
 func (c Config) advertise() string {
@@ -80,8 +84,12 @@ type Agent struct {
 	ca          *pki.CA // on the hub only
 	id          *pki.Identity
 	tokens      jetstream.KeyValue // on the hub only
-	speed       float64            // the device's speed score, measured at start
-	factsWarned bool               // a failing fact is logged once
+	certs       jetstream.KeyValue // certificates issued, by node
+	revokedKV   jetstream.KeyValue
+	revoked     *pki.Revocations // what every handshake refuses
+	hub         hubInfo          // where the hub is, on a joined device
+	speed       float64          // the device's speed score, measured at start
+	factsWarned bool             // a failing fact is logged once
 	mu          sync.Mutex
 	procs       map[string]*child // processes running here
 	wg          sync.WaitGroup
@@ -194,6 +202,11 @@ func Run(ctx context.Context, cfg Config) error {
 	if a.images, err = cluster.OpenImages(ctx, a.nc); err != nil {
 		return err
 	}
+	ctx, stop := context.WithCancelCause(ctx)
+	defer stop(nil)
+	if err := a.openMembership(ctx, stop); err != nil {
+		return err
+	}
 	if err := a.markOrphans(ctx); err != nil {
 		return err
 	}
@@ -210,16 +223,23 @@ func Run(ctx context.Context, cfg Config) error {
 	go func() { hbDone <- a.nodes.Heartbeat(hbCtx, a.node) }()
 	httpSrv := &http.Server{Handler: a.routes(), ReadHeaderTimeout: 10 * time.Second}
 	served := make(chan error, 2)
-	go func() { served <- httpSrv.Serve(ln) }()
+	go func() { served <- httpSrv.Serve(tls.NewListener(ln, a.localTLS())) }()
 	gridSrv := &http.Server{Handler: a.gridRoutes(), ReadHeaderTimeout: 10 * time.Second, TLSConfig: a.serverTLS(),
 		ErrorLog: slog.NewLogLogger(a.log.Handler(), slog.LevelDebug)}
 	if gln != nil {
 		go func() { served <- gridSrv.Serve(tls.NewListener(gln, gridSrv.TLSConfig)) }()
 	}
+	if an := a.announce(ctx); an != nil {
+		defer an.Close()
+	}
 	a.log.Info("agent running", "node", cfg.Name, "socket", filepath.Join(cfg.DataDir, SocketName))
 
 	select {
 	case <-ctx.Done():
+		if cause := context.Cause(ctx); errors.Is(cause, ErrRemoved) {
+			a.log.Error("stopping: this device was removed from the grid", "err", cause)
+			err = cause
+		}
 	case err = <-served:
 		err = fmt.Errorf("agent: API: %w", err)
 	case err = <-hbDone:
@@ -252,6 +272,25 @@ func (a *Agent) node() cluster.Node {
 		a.factsWarned = true
 	}
 	return cluster.Node{Name: a.cfg.Name, Engine: engine, Addr: a.cfg.advertise(), Speed: a.speed, Facts: f}
+}
+
+// announce tells the LAN about this agent, if it is to and can be reached
+// from it: an address only this host can reach has nothing to tell.
+func (a *Agent) announce(ctx context.Context) *discover.Announcer {
+	if !a.cfg.Announce || a.cfg.Listen == "" {
+		return nil
+	}
+	host, _, _ := net.SplitHostPort(a.cfg.advertise())
+	if ip := net.ParseIP(host); ip != nil && ip.IsLoopback() || host == "localhost" {
+		return nil
+	}
+	an, err := discover.Announce(ctx, discover.Announcement{Grid: a.id.GridID(), Node: a.cfg.Name, Addr: a.cfg.advertise(), Hub: a.ca != nil}, a.log.With("part", "mdns"))
+	if err != nil {
+		// Discovery is a convenience: a device joins by address anyway.
+		a.log.Warn("not announced on the LAN", "err", err)
+		return nil
+	}
+	return an
 }
 
 // listen opens the API socket, refusing to take over one that an agent
@@ -351,7 +390,7 @@ func (a *Agent) spawn(id string, epoch uint64, args []string, stdin bool) (*chil
 	// One socket per owner epoch: the copy that moved away may still
 	// hold (and on exit remove) the last one.
 	ctl := filepath.Join(a.cfg.DataDir, "run", fmt.Sprintf("%s-%d.sock", id, epoch))
-	own := []string{"--cache-dir", filepath.Join(a.cfg.DataDir, "cache"),
+	own := []string{"--data", a.cfg.DataDir, "--cache-dir", filepath.Join(a.cfg.DataDir, "cache"),
 		"--checkpoint", a.imagePath(id), "--embed-module=false", "--control", ctl}
 	if a.cfg.Engine != "" {
 		own = append(own, "--engine", a.cfg.Engine)

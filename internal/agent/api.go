@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -13,15 +14,18 @@ import (
 	"net/url"
 	"path/filepath"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/ternhq/tern/internal/cluster"
+	"github.com/ternhq/tern/internal/pki"
 )
 
 // maxModule bounds a module sent to the agent.
 const maxModule = 1 << 30
 
-// The API: JSON over HTTP on the agent's Unix socket.
+// The API: JSON over HTTPS on the agent's Unix socket, where only this
+// device's own node certificate is let in (see localTLS).
 //
 //	POST /v1/procs               RunSpec -> cluster.Proc
 //	GET  /v1/procs               -> []cluster.Proc
@@ -40,6 +44,7 @@ const maxModule = 1 << 30
 //	                                of the output (follow: until the
 //	                                process ended and its output is out)
 //	GET  /v1/nodes               -> []cluster.Node
+//	POST /v1/nodes/{name}/remove -> Removal
 func (a *Agent) routes() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /v1/procs", a.serveRun)
@@ -83,6 +88,7 @@ func (a *Agent) routes() http.Handler {
 		writeJSON(w, TokenResponse{Token: tok, Expires: exp, Join: a.cfg.advertise()})
 	})
 	mux.HandleFunc("GET /v1/procs/{id}/logs", a.logs)
+	mux.HandleFunc("POST /v1/nodes/{name}/remove", a.serveRemoveNode)
 	mux.HandleFunc("GET /v1/nodes", func(w http.ResponseWriter, r *http.Request) {
 		nodes, err := a.nodes.List(r.Context())
 		if err != nil {
@@ -102,7 +108,7 @@ func (a *Agent) serveRun(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if spec.Node != "" && spec.Node != a.cfg.Name {
-		if r.TLS != nil {
+		if fromPeer(r) {
 			httpError(w, fmt.Errorf("run: %s is not node %s", a.cfg.Name, spec.Node), http.StatusBadRequest)
 			return
 		}
@@ -251,7 +257,12 @@ func httpError(w http.ResponseWriter, err error, status int) {
 // ErrNoAgent: no agent answers on the data directory's socket.
 var ErrNoAgent = errors.New("no tern agent running")
 
-// Client talks to the agent of a data directory.
+// ErrNoCredentials: the CLI cannot read the device's key that the agent's
+// API requires.
+var ErrNoCredentials = errors.New("no credentials for the agent")
+
+// Client talks to the agent of a data directory, over mutual TLS on its
+// socket, with the device's node key in the directory as credentials.
 type Client struct {
 	dir string
 	hc  *http.Client
@@ -260,14 +271,36 @@ type Client struct {
 // NewClient returns a client for the agent whose data directory is dir.
 func NewClient(dir string) *Client {
 	sock := filepath.Join(dir, SocketName)
+	var (
+		once  sync.Once
+		tc    *tls.Config
+		tcErr error
+	)
 	return &Client{dir: dir, hc: &http.Client{Transport: &http.Transport{
-		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		DialTLSContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 			var d net.Dialer
 			c, err := d.DialContext(ctx, "unix", sock)
 			if err != nil {
 				return nil, fmt.Errorf("%w on %s (start one with `tern agent --data %s`): %w", ErrNoAgent, dir, dir, err)
 			}
-			return c, nil
+			once.Do(func() {
+				id, err := pki.LoadIdentity(filepath.Join(dir, "pki"))
+				if err != nil {
+					tcErr = fmt.Errorf("%w of %s (run tern as the agent's user, with --data %s): %w", ErrNoCredentials, dir, dir, err)
+					return
+				}
+				tc = id.ClientTLS(id.Name)
+			})
+			if tcErr != nil {
+				c.Close()
+				return nil, tcErr
+			}
+			tlsc := tls.Client(c, tc)
+			if err := tlsc.HandshakeContext(ctx); err != nil {
+				c.Close()
+				return nil, fmt.Errorf("agent of %s: %w", dir, err)
+			}
+			return tlsc, nil
 		},
 	}}}
 }
@@ -292,7 +325,7 @@ func (c *Client) do(ctx context.Context, method, path string, body, out any) err
 // send makes a request and returns a successful response, or the error
 // the agent reported.
 func (c *Client) send(ctx context.Context, method, path string, body io.Reader) (*http.Response, error) {
-	req, err := http.NewRequestWithContext(ctx, method, "http://agent"+path, body)
+	req, err := http.NewRequestWithContext(ctx, method, "https://agent"+path, body)
 	if err != nil {
 		return nil, err
 	}

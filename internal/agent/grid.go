@@ -119,6 +119,17 @@ func (a *Agent) openGrid(ctx context.Context) error {
 		return fmt.Errorf("agent: %s's certificate is for node %q, not %q (start it with --name %s)", a.cfg.DataDir, id.Name, a.cfg.Name, id.Name)
 	}
 	a.id = id
+	if a.revoked, err = pki.LoadRevocations(dir); err != nil {
+		return fmt.Errorf("agent: %w", err)
+	}
+	if err := a.revoked.Check(id.Cert.Certificate[0]); err != nil {
+		return fmt.Errorf("agent: %w: %w (to join again: remove %s and start with --join HUB --token T)", ErrRemoved, err, dir)
+	}
+	if b, err := os.ReadFile(filepath.Join(dir, hubFile)); err == nil {
+		if err := json.Unmarshal(b, &a.hub); err != nil {
+			return fmt.Errorf("agent: %s: %w", hubFile, err)
+		}
+	}
 	if a.cfg.NATS != "" {
 		var opts []nats.Option
 		if a.cfg.NATSCreds != "" {
@@ -134,6 +145,7 @@ func (a *Agent) openGrid(ctx context.Context) error {
 				return fmt.Errorf("agent: --listen: %w", err)
 			}
 			scfg.TLS = id.ServerTLS()
+			scfg.TLS.VerifyConnection = a.revoked.VerifyConnection
 		}
 		if a.srv, err = cluster.StartServer(scfg); err != nil {
 			return err
@@ -141,13 +153,9 @@ func (a *Agent) openGrid(ctx context.Context) error {
 		a.nc, err = a.srv.Connect("agent " + a.cfg.Name)
 		return err
 	}
-	b, err := os.ReadFile(filepath.Join(dir, hubFile))
-	if err != nil {
-		return fmt.Errorf("agent: where the grid's hub is: %w", err)
-	}
-	var hub hubInfo
-	if err := json.Unmarshal(b, &hub); err != nil {
-		return fmt.Errorf("agent: %s: %w", hubFile, err)
+	hub := a.hub
+	if hub.Name == "" {
+		return fmt.Errorf("agent: where the grid's hub is: no %s in %s", hubFile, dir)
 	}
 	if hub.NATS == "" {
 		return errors.New("agent: the grid keeps its state in an external NATS cluster: give --nats URL")
@@ -297,6 +305,10 @@ func (a *Agent) serveJoin(w http.ResponseWriter, r *http.Request) {
 		refuse(err.Error())
 		return
 	}
+	if err := a.recordCert(r.Context(), req.Name, pemDER(cert)); err != nil {
+		refuse(err.Error())
+		return
+	}
 	nats, _ := natsAddr(a.cfg.advertise())
 	if a.cfg.NATS != "" {
 		nats = "" // the joiner is given the external cluster itself
@@ -352,6 +364,7 @@ func (a *Agent) serverTLS() *tls.Config {
 	cert.Certificate = append([][]byte{cert.Certificate[0]}, pemDER(a.id.CAPEM))
 	tc.Certificates = []tls.Certificate{cert}
 	tc.ClientAuth = tls.VerifyClientCertIfGiven
+	tc.VerifyConnection = a.revoked.VerifyConnection
 	return tc
 }
 
@@ -361,11 +374,12 @@ func (a *Agent) gridRoutes() http.Handler {
 	mux.HandleFunc("POST /v1/join", a.serveJoin)
 	peer := func(h http.HandlerFunc) http.HandlerFunc {
 		return func(w http.ResponseWriter, r *http.Request) {
-			if pki.PeerName(r.TLS) == "" {
+			name := pki.PeerName(r.TLS)
+			if name == "" {
 				httpError(w, errors.New("a grid node certificate is required"), http.StatusUnauthorized)
 				return
 			}
-			h(w, r)
+			h(w, r.WithContext(context.WithValue(r.Context(), peerKey{}, name)))
 		}
 	}
 	mux.HandleFunc("POST /v1/incoming", peer(func(w http.ResponseWriter, r *http.Request) {
@@ -395,6 +409,12 @@ func (a *Agent) gridRoutes() http.Handler {
 	return mux
 }
 
+type peerKey struct{}
+
+// fromPeer says whether another agent made request r (rather than the CLI
+// on the agent's own socket): such a request is never passed on again.
+func fromPeer(r *http.Request) bool { return r.Context().Value(peerKey{}) != nil }
+
 // peer finds a live node that this agent can reach.
 func (a *Agent) peer(ctx context.Context, name string) (cluster.Node, error) {
 	nodes, err := a.nodes.List(ctx)
@@ -417,8 +437,10 @@ var ErrUnknownNode = errors.New("unknown node")
 
 // peerClient is an HTTPS client for node n, checking that it is n.
 func (a *Agent) peerClient(n cluster.Node) *http.Client {
+	tc := a.id.ClientTLS(n.Name)
+	tc.VerifyConnection = a.revoked.VerifyConnection
 	return &http.Client{Transport: &http.Transport{
-		TLSClientConfig:     a.id.ClientTLS(n.Name),
+		TLSClientConfig:     tc,
 		TLSHandshakeTimeout: 10 * time.Second,
 		DialContext:         (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 15 * time.Second}).DialContext,
 	}}

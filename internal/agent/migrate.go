@@ -469,7 +469,7 @@ func (a *Agent) ownedHere(w http.ResponseWriter, r *http.Request, id string, bod
 		httpError(w, err, 0)
 		return v, false
 	}
-	if v.Node != a.cfg.Name && v.State == cluster.StateRunning && r.TLS == nil {
+	if v.Node != a.cfg.Name && v.State == cluster.StateRunning && !fromPeer(r) {
 		a.forward(w, r, v.Node, body)
 		return v, false
 	}

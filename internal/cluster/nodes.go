@@ -111,6 +111,14 @@ func (ns *Nodes) Heartbeat(ctx context.Context, node func() Node) error {
 	}
 }
 
+// Withdraw drops node's record at once (a node removed from the grid).
+func (ns *Nodes) Withdraw(ctx context.Context, node string) error {
+	if err := ns.kv.Delete(ctx, node); err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
+		return fmt.Errorf("withdraw %s: %w", node, err)
+	}
+	return nil
+}
+
 // List returns the live nodes.
 func (ns *Nodes) List(ctx context.Context) ([]Node, error) {
 	var out []Node
