@@ -6,13 +6,11 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
-	"time"
 
 	"github.com/ternhq/tern/internal/atomicfile"
 	"github.com/ternhq/tern/internal/cluster"
@@ -32,9 +30,9 @@ func (a *Agent) checkpoint(ctx context.Context, v cluster.Versioned) (cluster.Im
 	if !ok || v.Node != a.cfg.Name {
 		return cluster.ImageInfo{}, fmt.Errorf("checkpoint: %s runs on %s, not here", id, v.Node)
 	}
-	conn, err := net.DialTimeout("unix", c.control, 10*time.Second)
+	conn, err := dialControl(ctx, c)
 	if err != nil {
-		return cluster.ImageInfo{}, fmt.Errorf("checkpoint %s: reach its control socket: %w", id, err)
+		return cluster.ImageInfo{}, fmt.Errorf("checkpoint %s: %w", id, err)
 	}
 	defer conn.Close()
 	if _, err := io.WriteString(conn, "checkpoint\n"); err != nil {

@@ -96,9 +96,9 @@ func (a *Agent) migrateOut(ctx context.Context, id, node string, progress func(P
 		return Progress{}, err
 	}
 
-	conn, err := net.DialTimeout("unix", c.control, 10*time.Second)
+	conn, err := dialControl(ctx, c)
 	if err != nil {
-		return Progress{}, fmt.Errorf("%w: reach %s's control socket: %w", ErrMove, id, err)
+		return Progress{}, fmt.Errorf("%w: reach %s: %w", ErrMove, id, err)
 	}
 	defer conn.Close()
 	if _, err := io.WriteString(conn, "migrate\n"); err != nil {
@@ -267,7 +267,7 @@ func (a *Agent) migrateIn(ctx context.Context, from, id string, rev uint64, stre
 	}()
 	conn, err := dialControl(ctx, c)
 	if err != nil {
-		return Progress{}, err
+		return Progress{}, fmt.Errorf("%w: the receiving process did not start: %w", ErrMove, err)
 	}
 	defer conn.Close()
 	copied := make(chan error, 1)
@@ -352,7 +352,9 @@ func (a *Agent) reap(id string, c *child) {
 	close(c.done)
 }
 
-// dialControl connects to a child's control socket once it listens.
+// dialControl connects to a child's control socket once it listens: a
+// child just started may not have bound it yet, or (between its bind and
+// its listen) may refuse a connection for a moment.
 func dialControl(ctx context.Context, c *child) (net.Conn, error) {
 	deadline := time.Now().Add(30 * time.Second)
 	for {
@@ -361,11 +363,11 @@ func dialControl(ctx context.Context, c *child) (net.Conn, error) {
 			return conn, nil
 		}
 		if time.Now().After(deadline) || ctx.Err() != nil {
-			return nil, fmt.Errorf("%w: the receiving process did not start: %w", ErrMove, err)
+			return nil, fmt.Errorf("its control socket: %w", err)
 		}
 		select {
 		case <-c.done:
-			return nil, fmt.Errorf("%w: the receiving process ended", ErrMove)
+			return nil, errors.New("the process ended")
 		case <-time.After(10 * time.Millisecond):
 		}
 	}
