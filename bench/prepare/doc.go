@@ -42,9 +42,12 @@
 //
 //     With -breakdown, the same rounds also time preparation's steps one
 //     at a time: wasm-opt -O2 alone, tern's rewrite alone (the safepoints,
-//     their flag never set) and wasm-opt --asyncify -O2 without the
-//     rewrite, so the cost of each, and of their combination, can be told
-//     apart.
+//     their flag never set), wasm-opt --asyncify -O2 without the rewrite,
+//     and the whole preparation but with tern.yield left out of the unwind
+//     points (the safepoints' checks without the Asyncify instrumentation
+//     that making them unwind points brings to every function that has
+//     one or calls one), so the cost of each, and of their combination,
+//     can be told apart.
 //
 //  2. Prepare. asyncify.Prepare without a cache directory, -prepares times
 //     per guest (the median is given), and tern's rewrite alone within it;

@@ -24,10 +24,15 @@ const (
 	optOnly      // wasm-opt -O2 alone: what binaryen's optimizer does by itself
 	rewriteOnly  // tern's rewrite alone (asyncify.Instrument): the safepoints
 	asyncifyOnly // wasm-opt --asyncify -O2 without tern's rewrite
+	// prepared, but tern.yield is not an unwind point (only the blocking
+	// WASI imports are): the safepoints' flag checks without the Asyncify
+	// instrumentation they bring to every function that has one or calls
+	// one. Runs, but could not freeze at a safepoint.
+	quietSafepoints
 	numVariants
 )
 
-var variantNames = [numVariants]string{"unprepared", "prepared", "wasm-opt -O2", "rewrite only", "asyncify only"}
+var variantNames = [numVariants]string{"unprepared", "prepared", "wasm-opt -O2", "rewrite only", "asyncify only", "safepoints not unwinding"}
 
 func (v variant) String() string { return variantNames[v] }
 
@@ -46,7 +51,49 @@ func makeVariants(ctx context.Context, wasmOpt string, wasm []byte) (map[variant
 		"--asyncify", "--pass-arg=asyncify-imports@"+strings.Join(asyncify.UnwindImports, ","), "-O2"); err != nil {
 		return nil, err
 	}
+	// Preparation with tern.yield left out of the unwind points, marked
+	// as a prepared module so that it loads as one.
+	inst, _, err := asyncify.Instrument(wasm)
+	if err != nil {
+		return nil, err
+	}
+	var wasiOnly []string
+	for _, imp := range asyncify.UnwindImports {
+		if imp != asyncify.ImportModule+"."+asyncify.ImportYield {
+			wasiOnly = append(wasiOnly, imp)
+		}
+	}
+	quiet, err := asyncify.WasmOpt(ctx, wasmOpt, inst, "--asyncify", "--pass-arg=asyncify-imports@"+strings.Join(wasiOnly, ","),
+		"--pass-arg=asyncify-removelist@"+asyncify.FuncRun, "-O2")
+	if err != nil {
+		return nil, err
+	}
+	res, err := asyncify.Prepare(ctx, wasm, asyncify.Options{WasmOpt: wasmOpt})
+	if err != nil {
+		return nil, err
+	}
+	if out[quietSafepoints], err = withMarkerOf(quiet, res.Wasm); err != nil {
+		return nil, err
+	}
 	return out, nil
+}
+
+// withMarkerOf gives wasm the prepared-module marker of prepared.
+func withMarkerOf(wasm, prepared []byte) ([]byte, error) {
+	pm, err := wasmbin.Parse(prepared)
+	if err != nil {
+		return nil, err
+	}
+	marker, ok := pm.Custom(asyncify.Section)
+	if !ok {
+		return nil, fmt.Errorf("no %s section in a prepared module", asyncify.Section)
+	}
+	m, err := wasmbin.Parse(wasm)
+	if err != nil {
+		return nil, err
+	}
+	m.SetCustom(asyncify.Section, marker)
+	return m.Encode(), nil
 }
 
 // module is one variant compiled on a runtime.
@@ -96,7 +143,7 @@ func compileVariant(ctx context.Context, rt wazero.Runtime, v variant, wasm []by
 	case unprepared, optOnly, asyncifyOnly:
 		p, err := process.Load(ctx, rt, wasm, false)
 		return module{prog: p}, err
-	case prepared:
+	case prepared, quietSafepoints:
 		p, err := process.Load(ctx, rt, wasm, true)
 		if err == nil && p.Async == nil {
 			err = fmt.Errorf("process.Load does not see a prepared module")

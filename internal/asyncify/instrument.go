@@ -149,7 +149,7 @@ func Instrument(wasm []byte) (out []byte, tables bool, err error) {
 		return nil, false, err
 	}
 	// Named, so that wasm-opt can be told to leave it uninstrumented.
-	m.SetFuncName(run, funcRun)
+	m.SetFuncName(run, FuncRun)
 	if tables {
 		if err := addTableHelpers(m, numFuncs); err != nil {
 			return nil, false, err
@@ -359,9 +359,9 @@ func addTableHelpers(m *wasmbin.Module, numFuncs uint32) error {
 	return nil
 }
 
-// funcRun names tern.run, which Asyncify must not instrument: the host
+// FuncRun names tern.run, which Asyncify must not instrument: the host
 // starts every call, and every rewind, there.
-const funcRun = "tern.run"
+const FuncRun = "tern.run"
 
 // runBody is tern.run, the one entry tern calls: stacks then always start
 // in the same function, whatever part of the program runs.

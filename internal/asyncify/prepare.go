@@ -173,7 +173,7 @@ func FindWasmOpt(explicit string) (string, error) {
 func runWasmOpt(ctx context.Context, tool string, wasm []byte) ([]byte, error) {
 	return WasmOpt(ctx, tool, wasm,
 		"--asyncify", "--pass-arg=asyncify-imports@"+strings.Join(UnwindImports, ","),
-		"--pass-arg=asyncify-removelist@"+funcRun,
+		"--pass-arg=asyncify-removelist@"+FuncRun,
 		// Without optimizing after Asyncify, code grows 2-3x and runs far slower.
 		"-O2",
 		// Keep function names: wasm stack traces of traps name them.
