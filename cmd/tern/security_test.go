@@ -213,6 +213,7 @@ func TestGridSecurity(t *testing.T) {
 		{m1Dir, "sec-hub", "the grid's hub"},
 		{hubDir, "sec-hub", "cannot remove itself"},
 		{hubDir, "sec-nobody", "never issued it a certificate"},
+		{hubDir, "no/such node", "bad node name"},
 	} {
 		if r := runTern(t, "", nil, "nodes", "remove", "--data", c.dir, c.node); r.code == 0 || !strings.Contains(r.stderr, c.want) {
 			t.Errorf("nodes remove %s: exit %d, stderr %q (want %q)", c.node, r.code, r.stderr, c.want)

@@ -186,6 +186,9 @@ type Removal struct {
 // removeNode revokes every certificate issued to node and drops it from
 // the list of live nodes.
 func (a *Agent) removeNode(ctx context.Context, node string) (Removal, error) {
+	if err := pki.CheckName(node); err != nil {
+		return Removal{}, fmt.Errorf("remove: %w: %w", cluster.ErrBadID, err)
+	}
 	if node == a.cfg.Name {
 		return Removal{}, fmt.Errorf("remove %s: a node cannot remove itself; run the command on another node", node)
 	}

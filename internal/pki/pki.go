@@ -211,6 +211,9 @@ func (ca *CA) issue(name string, pub ed25519.PublicKey, notBefore, notAfter time
 	return certToPEM(der), nil
 }
 
+// CheckName says whether name is one a node certificate may carry.
+func CheckName(name string) error { return checkName(name) }
+
 // checkName also refuses names that parse as IP addresses: Go's verifier
 // matches those against IP SANs, never the DNS name, so no handshake could
 // ever succeed with them.
