@@ -103,7 +103,7 @@ func inspectImage(w io.Writer, path, data string, asJSON bool) error {
 			rep.SignedBy = c.Subject.CommonName
 		}
 	}
-	if _, err := checkSigner(info.Signer, info.Created, data); err != nil {
+	if err := checkSigner(info.Signer, info.Created, data); err != nil {
 		rep.Distrust = err.Error()
 	} else {
 		rep.Trusted = true

@@ -73,20 +73,19 @@ var errUnsigned = errors.New("the image is unsigned; tern resumes only images si
 
 // checkSigner says whether an image signed with certificate cert (nil:
 // unsigned) at created may be resumed on the device of data directory
-// data, and names who signed it.
-func checkSigner(cert []byte, created time.Time, data string) (string, error) {
+// data.
+func checkSigner(cert []byte, created time.Time, data string) error {
 	if cert == nil {
-		return "", errUnsigned
+		return errUnsigned
 	}
 	t, err := pki.LoadTrust(filepath.Join(data, "pki"))
 	if err != nil {
-		return "", err
+		return err
 	}
-	name, err := t.CheckSigner(cert, created)
-	if err != nil {
-		return name, fmt.Errorf("refused: %w", err)
+	if _, err := t.CheckSigner(cert, created); err != nil {
+		return fmt.Errorf("refused: %w", err)
 	}
-	return name, nil
+	return nil
 }
 
 func readImage(path string) (*image.Image, error) {
@@ -134,7 +133,7 @@ func resumeImage(ctx context.Context, f resumeFlags, path string) error {
 	if err != nil {
 		return err
 	}
-	if _, err := checkSigner(img.Signer, img.Created, f.freeze.data); err != nil {
+	if err := checkSigner(img.Signer, img.Created, f.freeze.data); err != nil {
 		return fmt.Errorf("%s: %w", path, err)
 	}
 	wasm := img.Module

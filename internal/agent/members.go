@@ -80,8 +80,10 @@ func (a *Agent) openMembership(ctx context.Context, stop func(error)) error {
 	}
 	publish := func() {
 		list := make([]pki.Revoked, 0, len(known))
+		fingerprints := make(map[string]bool, len(known))
 		for _, r := range known {
 			list = append(list, r)
+			fingerprints[r.Cert] = true
 		}
 		a.revoked.Set(list)
 		if err := a.revoked.Save(a.pkiDir()); err != nil {
@@ -92,12 +94,10 @@ func (a *Agent) openMembership(ctx context.Context, stop func(error)) error {
 			// removal and stop itself rather than find its connection
 			// gone; it can open no new one meanwhile.
 			time.AfterFunc(time.Second, func() {
-				for _, r := range list {
-					if n, err := a.srv.DisconnectCert(r.Cert); err != nil {
-						a.log.Warn("disconnect removed node", "node", r.Node, "err", err)
-					} else if n > 0 {
-						a.log.Info("disconnected removed node", "node", r.Node, "connections", n)
-					}
+				if n, err := a.srv.DisconnectCerts(fingerprints); err != nil {
+					a.log.Warn("disconnect removed nodes", "err", err)
+				} else if n > 0 {
+					a.log.Info("disconnected removed nodes", "connections", n)
 				}
 			})
 		}
@@ -105,21 +105,20 @@ func (a *Agent) openMembership(ctx context.Context, stop func(error)) error {
 			stop(fmt.Errorf("%w (%w)", ErrRemoved, err))
 		}
 	}
-	var initial bool
-	for !initial {
+	timeout := time.NewTimer(30 * time.Second)
+	defer timeout.Stop()
+	for initial := false; !initial; {
 		select {
 		case e := <-w.Updates():
-			if e == nil {
-				initial = true
-				break
+			if initial = e == nil; !initial {
+				apply(e)
 			}
-			apply(e)
 		case <-ctx.Done():
 			w.Stop()
 			return ctx.Err()
-		case <-time.After(30 * time.Second):
+		case <-timeout.C:
 			w.Stop()
-			return errors.New("agent: revocations: no answer in 30s")
+			return errors.New("agent: revocations: the list did not come within 30s")
 		}
 	}
 	publish()

@@ -94,10 +94,7 @@ func (ns *Nodes) Heartbeat(ctx context.Context, node func() Node) error {
 			// A clean stop leaves the grid at once, not after the ttl.
 			dctx, cancel := context.WithTimeout(context.Background(), every)
 			defer cancel()
-			if err := ns.kv.Delete(dctx, n.Name); err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
-				return fmt.Errorf("withdraw %s: %w", n.Name, err)
-			}
-			return nil
+			return ns.Withdraw(dctx, n.Name)
 		case err == nil:
 			lastOK = time.Now()
 		case time.Since(lastOK) >= ns.ttl:
@@ -111,7 +108,8 @@ func (ns *Nodes) Heartbeat(ctx context.Context, node func() Node) error {
 	}
 }
 
-// Withdraw drops node's record at once (a node removed from the grid).
+// Withdraw drops node's record at once: a node that stops, or one removed
+// from the grid.
 func (ns *Nodes) Withdraw(ctx context.Context, node string) error {
 	if err := ns.kv.Delete(ctx, node); err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
 		return fmt.Errorf("withdraw %s: %w", node, err)

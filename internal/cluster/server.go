@@ -118,18 +118,19 @@ func redactURL(s string) string {
 	return u.Redacted()
 }
 
-// DisconnectCert closes every client connection that authenticated with
-// the certificate whose DER has sha256 fingerprint (hex), and returns how
-// many it closed. A revoked device's handshakes are refused from then on by
-// the TLS configuration; this ends the connections it already has.
-func (s *Server) DisconnectCert(fingerprint string) (int, error) {
+// DisconnectCerts closes every client connection that authenticated with
+// a certificate whose DER has one of the sha256 fingerprints (hex), and
+// returns how many it closed. A revoked device's handshakes are refused
+// from then on by the TLS configuration; this ends the connections it
+// already has.
+func (s *Server) DisconnectCerts(fingerprints map[string]bool) (int, error) {
 	cz, err := s.ns.Connz(&server.ConnzOptions{Username: true, Limit: 1 << 20})
 	if err != nil {
 		return 0, fmt.Errorf("list NATS connections: %w", err)
 	}
 	n := 0
 	for _, c := range cz.Conns {
-		if len(c.TLSPeerCerts) == 0 || c.TLSPeerCerts[0].CertSha256 != fingerprint {
+		if len(c.TLSPeerCerts) == 0 || !fingerprints[c.TLSPeerCerts[0].CertSha256] {
 			continue
 		}
 		if err := s.ns.DisconnectClientByID(c.Cid); err == nil {
