@@ -115,8 +115,7 @@ func localCall(dir string, id *pki.Identity, server string) error {
 func TestGridSecurity(t *testing.T) {
 	hubAddr, hubNATS := hubPorts(t)
 	hubDir := t.TempDir()
-	hub := startAgentCmd(t, "sec-hub", hubDir, []string{ternBin, "agent", "--data", hubDir, "--name", "sec-hub", "--listen", hubAddr, "--log-level", "info"})
-	_ = hub
+	startAgentCmd(t, "sec-hub", hubDir, []string{ternBin, "agent", "--data", hubDir, "--name", "sec-hub", "--listen", hubAddr, "--log-level", "info"})
 	token := func(dir string, ttl string) string {
 		t.Helper()
 		r := runTern(t, "", nil, "token", "create", "--data", dir, "--ttl", ttl)
