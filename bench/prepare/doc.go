@@ -40,30 +40,31 @@
 //     the per-round ratios (the noise) and the wall-clock ratio, then the
 //     geometric mean over guests.
 //
-//     With -breakdown, the same rounds also time preparation's steps one
-//     at a time: wasm-opt -O2 alone, tern's rewrite alone (the safepoints,
-//     their flag never set), wasm-opt --asyncify -O2 without the rewrite,
-//     and the whole preparation but with tern.yield left out of the unwind
-//     points (the safepoints' checks without the Asyncify instrumentation
-//     that making them unwind points brings to every function that has
-//     one or calls one), so the cost of each, and of their combination,
-//     can be told apart.
+//     With -breakdown, the same rounds also time preparation by binaryen's
+//     Asyncify (asyncify.Options.Binaryen), which tern's own transform
+//     replaced, and that preparation's steps one at a time: wasm-opt -O2
+//     alone, tern's safepoint rewrite alone (their flag never set),
+//     wasm-opt --asyncify -O2 without the rewrite, and the whole of it but
+//     with tern.yield left out of the unwind points (the safepoints'
+//     checks without the Asyncify instrumentation that making them unwind
+//     points brings to every function that has one or calls one), so the
+//     cost of each, and of their combination, can be told apart.
 //
 //  2. Prepare. asyncify.Prepare without a cache directory, -prepares times
-//     per guest (the median is given), and tern's rewrite alone within it;
-//     the module's size, whole and code section alone, before and after.
-//     Every preparation of a module must give the same bytes.
+//     per guest (the median is given), which means it chose, and the same
+//     by binaryen's Asyncify; the module's size, whole and code section
+//     alone, before and after. Every preparation of a module must give the
+//     same bytes.
 //
 //  3. Freeze latency. Each prepared guest does its usual work while it is
 //     frozen (Process.Freeze) and continued (Frozen.Continue) at random
 //     gaps, -freezes times; a run that ends first must have printed what an
 //     uninterrupted run prints, and another is started. Latency is the
 //     Freeze call until it returns a Frozen: reaching a safepoint,
-//     unwinding the stack into memory lent to Asyncify and capturing
-//     (memory is aliased, not copied). p50/p99/max are nearest-rank, and
-//     the first freeze is given apart: the first unwind of a process may
-//     have to grow its memory for the stack data. The stack data is the
-//     Asyncify data the image holds.
+//     unwinding the stack to the host and capturing (memory is aliased,
+//     not copied). p50/p99/max are nearest-rank, and the first freeze is
+//     given apart. The stack data is what the image holds of the stack:
+//     every frame's locals, function and site.
 //
 //  4. Resume. Each guest is frozen about halfway through a run and its
 //     image encoded, prepared module embedded. From those bytes it is

@@ -41,7 +41,7 @@ func main() {
 	prepares := flag.Int("prepares", 3, "uncached preparations of each guest for the prepare time")
 	freezes := flag.Int("freezes", 100, "freezes per guest for the latency percentiles")
 	copies := flag.Int("copies", 2, "compilations of each module for the steady-state runs, which rotate over them (where compiled code lands in memory moves run times by a few percent)")
-	breakdown := flag.Bool("breakdown", false, "also time wasm-opt -O2 alone, tern's rewrite alone, wasm-opt --asyncify -O2 alone, and preparation whose safepoints do not unwind, in the steady state, to tell the costs apart")
+	breakdown := flag.Bool("breakdown", false, "also time, in the steady state, preparation by binaryen's Asyncify, and its steps: wasm-opt -O2 alone, tern's safepoint rewrite alone, wasm-opt --asyncify -O2 alone, and binaryen's preparation whose safepoints do not unwind")
 	quick := flag.Bool("quick", false, "tiny counts: 2 runs, 1 preparation, 10 freezes, a fiftieth of the work (a smoke test, not a measurement)")
 	flag.Parse()
 	cfg := config{Config: common, Runs: *runs, Prepares: *prepares, Freezes: *freezes, Copies: *copies}
@@ -179,7 +179,7 @@ type compiled struct {
 // variants are the forms of every guest section 1 times, unprepared first.
 func (b *bencher) variants() []variant {
 	if b.cfg.Breakdown {
-		return []variant{unprepared, prepared, optOnly, rewriteOnly, asyncifyOnly, quietSafepoints}
+		return []variant{unprepared, prepared, optOnly, rewriteOnly, asyncifyOnly, quietSafepoints, binaryenPrepared}
 	}
 	return []variant{unprepared, prepared}
 }

@@ -68,12 +68,12 @@ func TestPrepareBenchQuick(t *testing.T) {
 		t.Errorf("%d prepare results, want %d", len(rep.Prepare), len(guests))
 	}
 	for _, r := range rep.Prepare {
-		if len(r.Took) != cfg.Prepares || r.Med <= 0 || r.Instrument <= 0 || r.Instrument > r.Med {
-			t.Errorf("%s: %d preparations, median %v, rewrite %v", r.Guest, len(r.Took), r.Med, r.Instrument)
+		if len(r.Took) != cfg.Prepares || r.Med <= 0 || r.Binaryen <= 0 || r.By != "tern" {
+			t.Errorf("%s: %d preparations, median %v, by %q; by binaryen %v", r.Guest, len(r.Took), r.Med, r.By, r.Binaryen)
 		}
-		if r.Original <= 0 || r.Instrumented <= r.Original || r.Prepared <= 0 || r.CodeOriginal <= 0 || r.CodePrepared <= 0 ||
+		if r.Original <= 0 || r.Prepared <= r.Original || r.BinaryenSize <= r.Original || r.CodeOriginal <= 0 || r.CodePrepared <= 0 ||
 			r.CodeOriginal >= r.Original || r.CodePrepared >= r.Prepared {
-			t.Errorf("%s: sizes %d -> %d -> %d, code %d -> %d", r.Guest, r.Original, r.Instrumented, r.Prepared, r.CodeOriginal, r.CodePrepared)
+			t.Errorf("%s: sizes %d -> %d (binaryen %d), code %d -> %d", r.Guest, r.Original, r.Prepared, r.BinaryenSize, r.CodeOriginal, r.CodePrepared)
 		}
 	}
 

@@ -68,26 +68,26 @@ func (rep *report) print(w io.Writer) {
 	fmt.Fprintf(w, "geometric mean %.3f (goal <= %.2f: %s); worst %.3f (%s); wall-clock geometric mean %.3f\n",
 		rep.SteadyGeoMean, goalRatio, guestbench.Verdict(rep.SteadyGeoMean <= goalRatio), rep.SteadyWorst, worst, rep.WallGeoMean)
 	if rep.Breakdown {
-		fmt.Fprintf(w, "\nbreakdown, each variant's median / unprepared's, timed in the same rounds: wasm-opt -O2 alone; tern's rewrite alone (safepoints, flag never set); wasm-opt --asyncify -O2 without the rewrite (only WASI imports unwind); both, but tern.yield not an unwind point (what the safepoints cost without the Asyncify instrumentation they bring); prepared (both)\n\n")
+		fmt.Fprintf(w, "\nbreakdown, each variant's median / unprepared's, timed in the same rounds: prepared by tern's own transform (the default, as above); prepared by binaryen's Asyncify (asyncify.Options.Binaryen), and its steps: wasm-opt -O2 alone; tern's safepoint rewrite alone (flag never set); wasm-opt --asyncify -O2 without the rewrite (only WASI imports unwind); both, but tern.yield not an unwind point (what the safepoints cost without the Asyncify instrumentation they bring)\n\n")
 		tw = guestbench.NewTable(w)
-		fmt.Fprintln(tw, "guest\twasm-opt -O2\trewrite only\tasyncify only\tsafepoints not unwinding\tprepared\t")
+		fmt.Fprintln(tw, "guest\tprepared\tbinaryen's Asyncify\twasm-opt -O2\trewrite only\tasyncify only\tsafepoints not unwinding\t")
 		for _, r := range rep.Steady {
-			fmt.Fprintf(tw, "%s\t%.3f\t%.3f\t%.3f\t%.3f\t%.3f\t\n", r.Guest, r.Ratio[optOnly], r.Ratio[rewriteOnly], r.Ratio[asyncifyOnly], r.Ratio[quietSafepoints], r.Ratio[prepared])
+			fmt.Fprintf(tw, "%s\t%.3f\t%.3f\t%.3f\t%.3f\t%.3f\t%.3f\t\n", r.Guest, r.Ratio[prepared], r.Ratio[binaryenPrepared], r.Ratio[optOnly], r.Ratio[rewriteOnly], r.Ratio[asyncifyOnly], r.Ratio[quietSafepoints])
 		}
-		fmt.Fprintf(tw, "geometric mean\t%.3f\t%.3f\t%.3f\t%.3f\t%.3f\t\n", rep.GeoMean[optOnly], rep.GeoMean[rewriteOnly], rep.GeoMean[asyncifyOnly], rep.GeoMean[quietSafepoints], rep.GeoMean[prepared])
+		fmt.Fprintf(tw, "geometric mean\t%.3f\t%.3f\t%.3f\t%.3f\t%.3f\t%.3f\t\n", rep.GeoMean[prepared], rep.GeoMean[binaryenPrepared], rep.GeoMean[optOnly], rep.GeoMean[rewriteOnly], rep.GeoMean[asyncifyOnly], rep.GeoMean[quietSafepoints])
 		tw.Flush()
 	}
 
-	fmt.Fprintf(w, "\n%s: asyncify.Prepare without a cache (tern's rewrite, then wasm-opt --asyncify -O2), median of %d; sizes in bytes\n\n", headPrepare, rep.Prepares)
+	fmt.Fprintf(w, "\n%s: asyncify.Prepare without a cache (tern's own transform; binaryen's Asyncify only where that does not apply), median of %d; sizes in bytes\n\n", headPrepare, rep.Prepares)
 	tw = guestbench.NewTable(w)
-	fmt.Fprintln(tw, "guest\tprepare\tof it rewrite\tbuilt\trewritten\tprepared\tprepared/built\tcode built\tcode prepared\tcode prepared/built\ttables\t")
+	fmt.Fprintln(tw, "guest\tprepare\tby\tbinaryen's\tbuilt\tprepared\tprepared/built\tbinaryen's/built\tcode built\tcode prepared\tcode prepared/built\ttables\t")
 	for _, r := range rep.Prepare {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d\t%.3f\t%d\t%d\t%.3f\t%s\t\n", r.Guest, guestbench.FmtDur(r.Med), guestbench.FmtDur(r.Instrument),
-			r.Original, r.Instrumented, r.Prepared, float64(r.Prepared)/float64(r.Original),
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\t%.3f\t%.3f\t%d\t%d\t%.3f\t%s\t\n", r.Guest, guestbench.FmtDur(r.Med), r.By, guestbench.FmtDur(r.Binaryen),
+			r.Original, r.Prepared, float64(r.Prepared)/float64(r.Original), float64(r.BinaryenSize)/float64(r.Original),
 			r.CodeOriginal, r.CodePrepared, float64(r.CodePrepared)/float64(r.CodeOriginal), yesNo(r.Tables))
 	}
 	tw.Flush()
-	fmt.Fprintln(w, "built, rewritten, prepared: whole modules, custom sections (DWARF from wasi-libc, names) included; code: the code section alone")
+	fmt.Fprintln(w, "by: the means Prepare chose (tern's own transform, or binaryen's Asyncify where that does not apply); binaryen's: preparation by binaryen's Asyncify instead; built, prepared: whole modules, custom sections (DWARF from wasi-libc, names) included; code: the code section alone")
 
 	fmt.Fprintf(w, "\n%s: Freeze call to Frozen returned (reach a safepoint, unwind the stack, capture), then Continue (rewind); %d freezes per guest at random gaps of %v-%v while it does its work, restarted when it ends\n\n",
 		headFreeze, rep.Freezes, rep.GapMin, rep.GapMax)

@@ -29,10 +29,13 @@ const (
 	// instrumentation they bring to every function that has one or calls
 	// one. Runs, but could not freeze at a safepoint.
 	quietSafepoints
+	// Preparation by binaryen's Asyncify (asyncify.Options.Binaryen):
+	// the means tern's own transform replaced, for comparison.
+	binaryenPrepared
 	numVariants
 )
 
-var variantNames = [numVariants]string{"unprepared", "prepared", "wasm-opt -O2", "rewrite only", "asyncify only", "safepoints not unwinding"}
+var variantNames = [numVariants]string{"unprepared", "prepared", "wasm-opt -O2", "rewrite only", "asyncify only", "safepoints not unwinding", "binaryen's Asyncify"}
 
 func (v variant) String() string { return variantNames[v] }
 
@@ -68,10 +71,11 @@ func makeVariants(ctx context.Context, wasmOpt string, wasm []byte) (map[variant
 	if err != nil {
 		return nil, err
 	}
-	res, err := asyncify.Prepare(ctx, wasm, asyncify.Options{WasmOpt: wasmOpt})
+	res, err := asyncify.Prepare(ctx, wasm, asyncify.Options{WasmOpt: wasmOpt, Binaryen: true})
 	if err != nil {
 		return nil, err
 	}
+	out[binaryenPrepared] = res.Wasm
 	if out[quietSafepoints], err = withMarkerOf(quiet, res.Wasm); err != nil {
 		return nil, err
 	}
@@ -143,7 +147,7 @@ func compileVariant(ctx context.Context, rt wazero.Runtime, v variant, wasm []by
 	case unprepared, optOnly, asyncifyOnly:
 		p, err := process.Load(ctx, rt, wasm, false)
 		return module{prog: p}, err
-	case prepared, quietSafepoints:
+	case prepared, quietSafepoints, binaryenPrepared:
 		p, err := process.Load(ctx, rt, wasm, true)
 		if err == nil && p.Async == nil {
 			err = fmt.Errorf("process.Load does not see a prepared module")

@@ -1166,7 +1166,7 @@ func TestFreezeBadInput(t *testing.T) {
 		{"resume/unsigned", []string{"resume", "--checkpoint", ck, unsigned}, []string{"unsigned.img", "unsigned"}},
 		{"resume/other-device", []string{"resume", "--checkpoint", ck, "--data", elsewhere, good}, []string{"refused", "not trusted here", "tern device"}},
 		{"resume/freeze-after-alone", []string{"resume", "--freeze-after", "1s", good}, []string{"--freeze-after", "--checkpoint"}},
-		{"prepare/no-wasm-opt", []string{"prepare", "--cache-dir", "-", "--wasm-opt", filepath.Join(in, "no-wasm-opt"), "-o", filepath.Join(out, "p.wasm"), cModule}, []string{"wasm-opt", "not found", "binaryen"}},
+		{"prepare/no-wasm-opt", []string{"prepare", "--binaryen", "--cache-dir", "-", "--wasm-opt", filepath.Join(in, "no-wasm-opt"), "-o", filepath.Join(out, "p.wasm"), cModule}, []string{"wasm-opt", "not found", "binaryen"}},
 		{"prepare/go-module", []string{"prepare", "-o", filepath.Join(out, "p.wasm"), wasm}, []string{"Go (GOOS=wasip1) module", "without preparation"}},
 		{"prepare/not-wasm", []string{"prepare", "-o", filepath.Join(out, "p.wasm"), random}, []string{"not a WebAssembly module"}},
 		{"run/freeze-after-alone", []string{"run", "--freeze-after", "1s", "--", wasm, "/data"}, []string{"--freeze-after", "needs --checkpoint"}},

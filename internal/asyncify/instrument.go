@@ -22,7 +22,7 @@ const (
 	ImportModule = "tern"
 	ImportYield  = "yield" // tern.yield: () -> (), the safepoint
 
-	ExportFlag  = "tern.flag"  // i32 global: nonzero asks safepoints to call tern.yield
+	ExportFlag  = "tern.flag"  // i32 global: nonzero asks safepoints to call tern.safepoint (tern.yield under binaryen)
 	ExportPages = "tern.pages" // i32 global: the memory size the program sees, in pages
 	ExportStart = "tern.start" // the module's start function, run before _start
 	// ExportRun (mode i32) is the entry tern calls: mode 1 runs the start
@@ -58,21 +58,13 @@ var UnwindImports = []string{
 // maxPages is the largest memory wazero allows (4 GiB).
 const maxPages = 65536
 
-// Instrument is tern's own rewrite, the first step of preparation. It
+// Instrument is tern's rewrite for binaryen's Asyncify, the first step of
+// preparation by it (the safepoints call tern.yield, which Asyncify makes
+// an unwind point). It
 // reports whether the program changes its tables (and helpers to capture
 // them were added).
 func Instrument(wasm []byte) (out []byte, tables bool, err error) {
-	m, err := wasmbin.Parse(wasm)
-	if err != nil {
-		return nil, false, err
-	}
-	if _, ok := m.Custom(Section); ok {
-		return nil, false, fmt.Errorf("%w: already prepared", ErrUnsupported)
-	}
-	if err := check(m); err != nil {
-		return nil, false, err
-	}
-	tables, err = mutatesTables(m)
+	m, tables, err := parseToPrepare(wasm)
 	if err != nil {
 		return nil, false, err
 	}
@@ -83,29 +75,8 @@ func Instrument(wasm []byte) (out []byte, tables bool, err error) {
 	}
 	numFuncs := m.NumFuncs() // the index space capture names tables in
 
-	// Memory: the program sees tern.pages; the engine's memory may be
-	// larger while the host borrows pages beyond it.
-	if len(m.Memories) == 0 {
-		m.AddMemory(wasmbin.Limits{})
-	}
-	mem := m.Memories[0]
-	limit := uint64(maxPages)
-	if mem.HasMax && mem.Max < limit {
-		limit = mem.Max
-	}
-	// Room beyond the program's maximum for pages the host borrows, unless
-	// other modules see the memory's type.
-	exported := false
-	for _, e := range m.Exports {
-		exported = exported || e.Kind == wasmbin.KindMemory
-	}
-	if !exported {
-		m.SetMemory(0, wasmbin.Limits{Min: mem.Min, Max: maxPages, HasMax: true})
-	}
-	pages := m.AddGlobal(wasmbin.Global{GlobalType: wasmbin.GlobalType{Type: wasmbin.I32, Mutable: true}, Init: wasmbin.ConstI32(int32(mem.Min))})
-	grow := m.AddFunc(m.AddType(wasmbin.FuncType{Params: []wasmbin.ValType{wasmbin.I32}, Results: []wasmbin.ValType{wasmbin.I32}}), growBody(pages, uint32(limit)))
-
-	flag := m.AddGlobal(wasmbin.Global{GlobalType: wasmbin.GlobalType{Type: wasmbin.I32, Mutable: true}, Init: wasmbin.ConstI32(0)})
+	pages, grow := addMemoryView(m)
+	flag := addFlag(m)
 	calls, err := newCallGraph(m)
 	if err != nil {
 		return nil, false, err
@@ -137,25 +108,80 @@ func Instrument(wasm []byte) (out []byte, tables bool, err error) {
 	if err := exportGlobals(m, pages, flag); err != nil {
 		return nil, false, err
 	}
+	if err := addEntry(m, tables, numFuncs, runBody); err != nil {
+		return nil, false, err
+	}
+	return m.Encode(), tables, nil
+}
+
+// parseToPrepare parses a module preparation may take, and reports
+// whether the program changes its tables.
+func parseToPrepare(wasm []byte) (*wasmbin.Module, bool, error) {
+	m, err := wasmbin.Parse(wasm)
+	if err != nil {
+		return nil, false, err
+	}
+	if _, ok := m.Custom(Section); ok {
+		return nil, false, fmt.Errorf("%w: already prepared", ErrUnsupported)
+	}
+	if err := check(m); err != nil {
+		return nil, false, err
+	}
+	tables, err := mutatesTables(m)
+	return m, tables, err
+}
+
+// addMemoryView makes the program see its memory's size in a global
+// (tern.pages) and grow it through a function, so that the engine's memory
+// may be larger while the host borrows pages beyond it.
+func addMemoryView(m *wasmbin.Module) (pages, grow uint32) {
+	if len(m.Memories) == 0 {
+		m.AddMemory(wasmbin.Limits{})
+	}
+	mem := m.Memories[0]
+	limit := uint64(maxPages)
+	if mem.HasMax && mem.Max < limit {
+		limit = mem.Max
+	}
+	// Room beyond the program's maximum for pages the host borrows, unless
+	// other modules see the memory's type.
+	exported := false
+	for _, e := range m.Exports {
+		exported = exported || e.Kind == wasmbin.KindMemory
+	}
+	if !exported {
+		m.SetMemory(0, wasmbin.Limits{Min: mem.Min, Max: maxPages, HasMax: true})
+	}
+	pages = m.AddGlobal(wasmbin.Global{GlobalType: wasmbin.GlobalType{Type: wasmbin.I32, Mutable: true}, Init: wasmbin.ConstI32(int32(mem.Min))})
+	grow = m.AddFunc(m.AddType(wasmbin.FuncType{Params: []wasmbin.ValType{wasmbin.I32}, Results: []wasmbin.ValType{wasmbin.I32}}), growBody(pages, uint32(limit)))
+	return pages, grow
+}
+
+// addFlag adds the global whose nonzero value asks safepoints to stop.
+func addFlag(m *wasmbin.Module) uint32 {
+	return m.AddGlobal(wasmbin.Global{GlobalType: wasmbin.GlobalType{Type: wasmbin.I32, Mutable: true}, Init: wasmbin.ConstI32(0)})
+}
+
+// addEntry turns the start function into an export, adds tern.run (whose
+// body run gives) and, when tables are captured, their helpers.
+func addEntry(m *wasmbin.Module, tables bool, numFuncs uint32, run func(start uint32, hasStart bool, main uint32, hasMain bool) wasmbin.Body) error {
 	start, hasStart := m.RemoveStart()
 	if hasStart {
 		if err := m.AddExport(wasmbin.Export{Name: ExportStart, Kind: wasmbin.KindFunc, Index: start}); err != nil {
-			return nil, false, err
+			return err
 		}
 	}
 	main, hasMain := m.ExportedFunc("_start")
-	run := m.AddFunc(m.AddType(wasmbin.FuncType{Params: []wasmbin.ValType{wasmbin.I32}}), runBody(start, hasStart, main, hasMain))
-	if err := m.AddExport(wasmbin.Export{Name: ExportRun, Kind: wasmbin.KindFunc, Index: run}); err != nil {
-		return nil, false, err
+	fi := m.AddFunc(m.AddType(wasmbin.FuncType{Params: []wasmbin.ValType{wasmbin.I32}}), run(start, hasStart, main, hasMain))
+	if err := m.AddExport(wasmbin.Export{Name: ExportRun, Kind: wasmbin.KindFunc, Index: fi}); err != nil {
+		return err
 	}
 	// Named, so that wasm-opt can be told to leave it uninstrumented.
-	m.SetFuncName(run, FuncRun)
+	m.SetFuncName(fi, FuncRun)
 	if tables {
-		if err := addTableHelpers(m, numFuncs); err != nil {
-			return nil, false, err
-		}
+		return addTableHelpers(m, numFuncs)
 	}
-	return m.Encode(), tables, nil
+	return nil
 }
 
 // check refuses what capture cannot handle.
@@ -175,6 +201,11 @@ func check(m *wasmbin.Module) error {
 			if im.Module == ImportModule {
 				return fmt.Errorf("%w: it already imports from %q, tern's own module", ErrUnsupported, ImportModule)
 			}
+		}
+	}
+	if main, ok := m.ExportedFunc("_start"); ok {
+		if ft, err := m.FuncType(main); err != nil || len(ft.Params) > 0 || len(ft.Results) > 0 {
+			return fmt.Errorf("%w: its _start takes parameters or returns results", ErrUnsupported)
 		}
 	}
 	if len(m.Memories) > 1 {

@@ -5,12 +5,15 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/tetratelabs/wazero"
 
 	"github.com/ternhq/tern/internal/atomicfile"
 	"github.com/ternhq/tern/internal/enc"
@@ -19,7 +22,7 @@ import (
 
 // Version is the preparation format: prepared modules and the cache are
 // keyed by it, and it changes whenever what Prepare produces does.
-const Version = 6
+const Version = 8
 
 // Features are the proposals wasm-opt must accept: those of WebAssembly
 // 2.0, which compilers emit and wazero runs.
@@ -34,6 +37,9 @@ type Options struct {
 	CacheDir string
 	// WasmOpt is the wasm-opt binary; "" finds it ($TERN_WASM_OPT, then PATH).
 	WasmOpt string
+	// Binaryen prepares with binaryen's Asyncify even where tern's own
+	// unwind transform could.
+	Binaryen bool
 }
 
 // Info is what a prepared module's Section records.
@@ -41,6 +47,9 @@ type Info struct {
 	Version  int
 	Original [32]byte // sha256 of the module before preparation
 	Tables   bool     // table helpers present: tables are captured
+	// Own: prepared by tern's own unwind transform (Unwind), not by
+	// binaryen's Asyncify.
+	Own bool
 }
 
 // Result is a prepared module.
@@ -49,12 +58,17 @@ type Result struct {
 	Info     Info
 	Cached   bool          // came from the cache
 	Took     time.Duration // time spent preparing (0 when cached)
-	WasmOpt  string        // the wasm-opt used (empty when cached)
+	WasmOpt  string        // the wasm-opt used (empty when cached or not needed)
 	Original int           // size of the input
+	// Fallback says why tern's own transform left the module to
+	// binaryen's Asyncify ("" when it did not).
+	Fallback string
 }
 
-// Prepare makes wasm capturable: Instrument, then wasm-opt's Asyncify
-// pass. A module that is already prepared is returned as it is.
+// Prepare makes wasm capturable: by tern's own transform (Unwind), or
+// where that does not apply or opts.Binaryen asks, by Instrument and then
+// wasm-opt's Asyncify pass. A module that is already prepared is returned
+// as it is.
 func Prepare(ctx context.Context, wasm []byte, opts Options) (*Result, error) {
 	if info, ok, err := ReadInfo(wasm); err != nil {
 		return nil, err
@@ -73,6 +87,68 @@ func Prepare(ctx context.Context, wasm []byte, opts Options) (*Result, error) {
 		}
 	}
 	start := time.Now()
+	var res *Result
+	if !opts.Binaryen {
+		out, tables, err := Unwind(wasm)
+		switch {
+		case err == nil:
+			if verr := validate(ctx, out); verr != nil {
+				// A module wazero refuses is tern's bug; binaryen's
+				// Asyncify still makes the program capturable.
+				why := fmt.Sprintf("tern's unwind transform made a module wazero refuses: %v", verr)
+				if res, err = prepareBinaryen(ctx, wasm, sum, opts); err != nil {
+					return nil, fmt.Errorf("%w (binaryen's Asyncify is needed: %s)", err, why)
+				}
+				res.Fallback = why
+				break
+			}
+			info := Info{Version: Version, Original: sum, Tables: tables, Own: true}
+			m, err := wasmbin.Parse(out)
+			if err != nil {
+				return nil, fmt.Errorf("prepare: its own output does not parse: %w", err)
+			}
+			m.SetCustom(Section, encodeInfo(info))
+			res = &Result{Wasm: m.Encode(), Info: info, Took: time.Since(start), Original: len(wasm)}
+		case errors.Is(err, errFallback):
+			why := err.Error()
+			if res, err = prepareBinaryen(ctx, wasm, sum, opts); err != nil {
+				return nil, fmt.Errorf("%w (binaryen's Asyncify is needed: %s)", err, why)
+			}
+			res.Fallback = why
+		default:
+			return nil, err
+		}
+	}
+	if res == nil {
+		var err error
+		if res, err = prepareBinaryen(ctx, wasm, sum, opts); err != nil {
+			return nil, err
+		}
+	}
+	res.Took = time.Since(start)
+	if cachePath != "" {
+		// A cache that cannot be written costs the next run time, nothing else.
+		if os.MkdirAll(filepath.Dir(cachePath), 0o755) == nil {
+			_ = atomicfile.Write(cachePath, res.Wasm, 0o600)
+		}
+	}
+	return res, nil
+}
+
+// validate compiles wasm without running it.
+func validate(ctx context.Context, wasm []byte) error {
+	rt := wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfigInterpreter())
+	defer rt.Close(ctx)
+	cm, err := rt.CompileModule(ctx, wasm)
+	if err == nil {
+		cm.Close(ctx)
+	}
+	return err
+}
+
+// prepareBinaryen is preparation by binaryen's Asyncify: Instrument, then
+// wasm-opt --asyncify.
+func prepareBinaryen(ctx context.Context, wasm []byte, sum [32]byte, opts Options) (*Result, error) {
 	inst, tables, err := Instrument(wasm)
 	if err != nil {
 		return nil, err
@@ -96,14 +172,7 @@ func Prepare(ctx context.Context, wasm []byte, opts Options) (*Result, error) {
 		}
 	}
 	m.SetCustom(Section, encodeInfo(info))
-	res := &Result{Wasm: m.Encode(), Info: info, Took: time.Since(start), WasmOpt: tool, Original: len(wasm)}
-	if cachePath != "" {
-		// A cache that cannot be written costs the next run time, nothing else.
-		if os.MkdirAll(filepath.Dir(cachePath), 0o755) == nil {
-			_ = atomicfile.Write(cachePath, res.Wasm, 0o600)
-		}
-	}
-	return res, nil
+	return &Result{Wasm: m.Encode(), Info: info, WasmOpt: tool, Original: len(wasm)}, nil
 }
 
 // ReadInfo reports whether wasm is a prepared module, and what its
@@ -137,6 +206,7 @@ func encodeInfo(i Info) []byte {
 	w.U8(uint8(i.Version))
 	w.Raw(i.Original[:])
 	w.Bool(i.Tables)
+	w.Bool(i.Own)
 	return w.Data()
 }
 
@@ -146,6 +216,7 @@ func decodeInfo(b []byte) (Info, error) {
 	i.Version = int(r.U8())
 	copy(i.Original[:], r.Raw(32))
 	i.Tables = r.Bool()
+	i.Own = r.Bool()
 	r.End()
 	return i, r.Err()
 }
@@ -165,7 +236,7 @@ func FindWasmOpt(explicit string) (string, error) {
 	}
 	path, err := exec.LookPath(name)
 	if err != nil {
-		return "", fmt.Errorf("%w: %s not found: preparing a non-Go module needs binaryen's wasm-opt; %s", ErrWasmOpt, name, InstallHint)
+		return "", fmt.Errorf("%w: %s not found: preparing with binaryen's Asyncify needs binaryen's wasm-opt; %s", ErrWasmOpt, name, InstallHint)
 	}
 	return path, nil
 }

@@ -216,7 +216,7 @@ func TestSafepointPlacement(t *testing.T) {
 	}
 }
 
-func watToWasm(t *testing.T, src string) []byte {
+func watToWasm(t testing.TB, src string) []byte {
 	t.Helper()
 	dir := t.TempDir()
 	path := filepath.Join(dir, "m.wat")

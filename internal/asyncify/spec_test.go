@@ -106,6 +106,8 @@ type prepared struct {
 	err    error
 	cached bool
 	took   time.Duration
+	own    bool   // by tern's own transform
+	why    string // why not, when known
 }
 
 // assertion outcomes
@@ -183,6 +185,7 @@ func TestSpecPrepared(t *testing.T) {
 					pr.err = err
 				} else {
 					pr.wasm, pr.cached, pr.took = res.Wasm, res.Cached, res.Took
+					pr.own, pr.why = res.Info.Own, res.Fallback
 				}
 				mu.Lock()
 				preps[p] = pr
@@ -297,6 +300,26 @@ func TestSpecPrepared(t *testing.T) {
 		}
 	}
 
+	// Which preparation each module had: binaryen's Asyncify only where
+	// tern's own transform does not apply.
+	own, byBinaryen := 0, map[string]int{}
+	for _, pr := range preps {
+		switch {
+		case pr.wasm == nil:
+		case pr.own:
+			own++
+		case strings.Contains(pr.why, "wazero refuses"):
+			t.Errorf("tern's unwind transform made an invalid module: %s", pr.why)
+		case pr.why != "":
+			byBinaryen[prepareReason(errors.New(pr.why))]++
+		default:
+			byBinaryen["(cached)"]++
+		}
+	}
+	t.Logf("prepared by tern's own transform: %d module file(s)", own)
+	for r, n := range byBinaryen {
+		t.Logf("prepared by binaryen's Asyncify: %d module file(s): %s", n, r)
+	}
 	// Modules that could not be prepared, grouped by reason.
 	reasons := map[string][]string{}
 	for p, pr := range preps {
@@ -549,8 +572,13 @@ func instantiateSpec(ctx context.Context, rt wazero.Runtime, wasm []byte, name s
 // instantiateSpectest provides the spec interpreter's "spectest" module,
 // and tern's "tern" host module that prepared modules import.
 func instantiateSpectest(ctx context.Context, rt wazero.Runtime) error {
+	// The flag that would make safepoints call in is never set.
 	if _, err := rt.NewHostModuleBuilder(ImportModule).
 		NewFunctionBuilder().WithFunc(func(context.Context) {}).Export(ImportYield).
+		NewFunctionBuilder().WithFunc(func(context.Context) int32 { return 0 }).Export(ImportSafepoint).
+		NewFunctionBuilder().WithFunc(func(context.Context, int64) { panic("unexpected unwind") }).Export(ImportPush).
+		NewFunctionBuilder().WithFunc(func(context.Context, int32, int32) { panic("unexpected unwind") }).Export(ImportFrame).
+		NewFunctionBuilder().WithFunc(func(context.Context) int64 { panic("unexpected rewind") }).Export(ImportPop).
 		Instantiate(ctx); err != nil {
 		return err
 	}

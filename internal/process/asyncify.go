@@ -55,6 +55,18 @@ func loadPrepared(ctx context.Context, r wazero.Runtime, p *Program, m *wasmbin.
 
 func newAsyncProgram(m *wasmbin.Module, info asyncify.Info) (*asyncProgram, error) {
 	ap := &asyncProgram{info: info, frame: make([]uint64, m.NumFuncs())}
+	if info.Own {
+		// tern's own transform: the host keeps the frames; nothing to size.
+		if _, ok := m.ExportedFunc(asyncify.ExportRun); !ok {
+			return nil, fmt.Errorf("%w: prepared module exports no %s (prepare it again)", ErrNotCapturable, asyncify.ExportRun)
+		}
+		for _, e := range m.Exports {
+			if e.Kind == wasmbin.KindGlobal && strings.HasPrefix(e.Name, asyncify.ExportGlobal) {
+				ap.globals = append(ap.globals, e.Name)
+			}
+		}
+		return ap, nil
+	}
 	for _, e := range m.Exports {
 		if e.Kind == wasmbin.KindGlobal && strings.HasPrefix(e.Name, asyncify.ExportGlobal) {
 			ap.globals = append(ap.globals, e.Name)
@@ -140,6 +152,8 @@ type asyncState struct {
 
 	funcRefs *funcRefs // built on first use
 	scratch  []byte    // reused for saved regions
+
+	own *ownState // tern's own transform; nil for binaryen's Asyncify
 }
 
 type asyncGlobal struct {
@@ -191,6 +205,9 @@ func decodeAsyncGuest(b []byte) (asyncGuest, error) {
 // listeners on the unwind points that measure the stack there.
 func instantiateAsync(ctx context.Context, r wazero.Runtime, prog *Program, sys *wasi.System) (*Process, error) {
 	p := &Process{prog: prog, sys: sys, async: &asyncState{}, inPlace: -1}
+	if prog.Async.info.Own {
+		return instantiateOwn(ctx, r, p)
+	}
 	lctx := experimental.WithFunctionListenerFactory(ctx, experimental.FunctionListenerFactoryFunc(func(def api.FunctionDefinition) experimental.FunctionListener {
 		for _, u := range asyncify.UnwindImports {
 			if def.ModuleName()+"."+def.Name() == u {
@@ -227,27 +244,42 @@ func instantiateAsync(ctx context.Context, r wazero.Runtime, prog *Program, sys 
 	a.stopUnwind = mod.ExportedFunction(asyncify.ExportStopUnwind)
 	a.startRewind = mod.ExportedFunction(asyncify.ExportStartRewind)
 	a.stopRew = mod.ExportedFunction(asyncify.ExportStopRewind)
+	if !ok1 || !ok2 || a.startUnwind == nil || a.stopUnwind == nil || a.startRewind == nil || a.stopRew == nil {
+		p.Close(ctx)
+		return nil, errors.New("prepared module lacks its capture exports")
+	}
+	if err := p.bindCapture(ctx); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// bindCapture finds what both kinds of prepared module export for
+// capture, beyond their own: tern.run, the start function, the mutable
+// globals; and makes blocking WASI calls unwind.
+func (p *Process) bindCapture(ctx context.Context) error {
+	a, mod := p.async, p.mod
 	a.run = mod.ExportedFunction(asyncify.ExportRun)
 	a.hasStart = mod.ExportedFunction(asyncify.ExportStart) != nil
 	if !a.hasStart {
 		a.stage = 1
 	}
-	if !ok1 || !ok2 || a.run == nil || a.startUnwind == nil || a.stopUnwind == nil || a.startRewind == nil || a.stopRew == nil {
+	if a.run == nil {
 		p.Close(ctx)
-		return nil, errors.New("prepared module lacks its capture exports")
+		return errors.New("prepared module lacks its capture exports")
 	}
-	for _, name := range prog.Async.globals {
+	for _, name := range p.prog.Async.globals {
 		idx, err := strconv.ParseUint(name[len(asyncify.ExportGlobal):], 10, 32)
 		g, ok := mod.ExportedGlobal(name).(api.MutableGlobal)
 		if err != nil || !ok {
 			p.Close(ctx)
-			return nil, fmt.Errorf("prepared module exports %s, not a mutable global", name)
+			return fmt.Errorf("prepared module exports %s, not a mutable global", name)
 		}
 		a.globals = append(a.globals, asyncGlobal{uint32(idx), g})
 	}
 	slices.SortFunc(a.globals, func(x, y asyncGlobal) int { return int(x.index) - int(y.index) })
-	sys.SetBlockHook(p.blockedAsync)
-	return p, nil
+	p.sys.SetBlockHook(p.blockedAsync)
+	return nil
 }
 
 // unwindListener runs before every call of an unwind point. It finishes a
@@ -283,8 +315,9 @@ func (l unwindListener) Before(ctx context.Context, mod api.Module, def api.Func
 func (unwindListener) After(context.Context, api.Module, api.FunctionDefinition, []uint64) {}
 func (unwindListener) Abort(context.Context, api.Module, api.FunctionDefinition, error)    {}
 
-// yield is tern.yield, called at a safepoint when the flag is set.
-func (p *Process) yield(ctx context.Context, mod api.Module, _ []uint64) {
+// takeAtSafepoint takes the pending freeze at a safepoint the flag sent
+// the guest to, and lowers the flag.
+func (p *Process) takeAtSafepoint() *freezeReq {
 	req := p.take()
 	if req == nil {
 		// Withdrawn. Lowered under the lock, so that a request made
@@ -294,9 +327,18 @@ func (p *Process) yield(ctx context.Context, mod api.Module, _ []uint64) {
 			p.async.flag.Set(0)
 		}
 		p.mu.Unlock()
-		return
+		return nil
 	}
 	p.async.flag.Set(0)
+	return req
+}
+
+// yield is tern.yield, called at a safepoint when the flag is set.
+func (p *Process) yield(ctx context.Context, mod api.Module, _ []uint64) {
+	req := p.takeAtSafepoint()
+	if req == nil {
+		return
+	}
 	if err := p.beginUnwind(ctx, ""); err != nil {
 		req.result <- freezeResult{err: err}
 	}
@@ -311,6 +353,10 @@ func (p *Process) blockedAsync(ctx context.Context, mod api.Module, fn string) e
 		return nil
 	}
 	p.async.flag.Set(0)
+	if p.async.own != nil {
+		p.async.own.begin(fn)
+		return wasi.ErrAbandon
+	}
 	if err := p.beginUnwind(ctx, fn); err != nil {
 		req.result <- freezeResult{err: err}
 		return nil
@@ -442,6 +488,9 @@ func (p *Process) runAsync(ctx context.Context) (uint32, error) {
 	// allocate most of what a run allocates; the rest is allocated in host
 	// calls, where the guest can be stopped.
 	runtime.GC()
+	if a.own != nil {
+		return p.runOwn(ctx)
+	}
 	if a.rewind != nil {
 		data := a.rewind
 		a.rewind = nil
@@ -494,6 +543,13 @@ func (p *Process) atUnwound(ctx context.Context) (stop bool, err error) {
 	a := p.async
 	blockedIn := a.blockedIn
 	data, uerr := p.endUnwind(ctx)
+	return p.unwound(ctx, data, uerr, blockedIn, p.startRewind)
+}
+
+// unwound captures a process whose stack unwound into data (or failed
+// to, uerr) for the pending freeze, then either stops or sets up the
+// rewind that continues it.
+func (p *Process) unwound(ctx context.Context, data []byte, uerr error, blockedIn string, rewind func(context.Context, []byte) error) (stop bool, err error) {
 	var img *image.Image
 	if uerr == nil {
 		img, uerr = p.captureAsync(ctx, data, blockedIn)
@@ -512,7 +568,7 @@ func (p *Process) atUnwound(ctx context.Context) (stop bool, err error) {
 	} else if <-req.decision {
 		return true, nil
 	}
-	return false, p.startRewind(ctx, data)
+	return false, rewind(ctx, data)
 }
 
 // captureAsync takes the state of an unwound process. Memory is not

@@ -2,6 +2,7 @@ package process
 
 import (
 	"bytes"
+	"slices"
 	"testing"
 )
 
@@ -23,5 +24,25 @@ func FuzzDecodeAsyncGuest(f *testing.F) {
 			t.Fatalf("%x decodes to %+v, which encodes to %x", b, g, again)
 		}
 		describeAsyncGuest(b)
+	})
+}
+
+// FuzzDecodeFrames: the stack data of an image prepared by tern's own
+// transform is untrusted input too; whatever decodes re-encodes to the
+// same bytes, and nothing panics.
+func FuzzDecodeFrames(f *testing.F) {
+	f.Add(encodeFrames([][]uint64{{7, 3, 1, 2, 1 << 63}, {5, 1}}))
+	f.Add([]byte{})
+	f.Add([]byte{2, 0x80, 0x00, 1})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		frames, err := decodeFrames(b)
+		if err != nil {
+			return
+		}
+		innermostFirst := slices.Clone(frames)
+		slices.Reverse(innermostFirst)
+		if again := encodeFrames(innermostFirst); !bytes.Equal(again, b) {
+			t.Fatalf("%x decodes to %v, which encodes to %x", b, frames, again)
+		}
 	})
 }

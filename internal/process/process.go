@@ -154,13 +154,22 @@ func compile(ctx context.Context, r wazero.Runtime, wasm []byte, prepared bool) 
 	return cm, nil
 }
 
+// tern are the imports a prepared module may have of tern's host module,
+// with their types.
+var tern = map[string]string{
+	asyncify.ImportYield:     "() -> ()",
+	asyncify.ImportSafepoint: "() -> (i32)",
+	asyncify.ImportPush:      "(i64) -> ()",
+	asyncify.ImportFrame:     "(i32, i32) -> ()",
+	asyncify.ImportPop:       "() -> (i64)",
+}
+
 func checkImports(cm wazero.CompiledModule, wasm []byte, prepared bool) error {
 	provided := wasi.Functions()
 	var missing []string
 	for _, f := range cm.ImportedFunctions() {
 		mod, name, _ := f.Import()
-		if prepared && mod == asyncify.ImportModule && name == asyncify.ImportYield &&
-			len(f.ParamTypes()) == 0 && len(f.ResultTypes()) == 0 {
+		if prepared && mod == asyncify.ImportModule && tern[name] == funcType(f) {
 			continue
 		}
 		if mod != wasi.ModuleName || !slices.Contains(provided, name) {
