@@ -206,7 +206,7 @@ func TestSpecPrepared(t *testing.T) {
 			prepTime += pr.took
 		}
 	}
-	t.Logf("%d module files: %d prepared now (%v of wasm-opt time), the rest from the cache %s; %v elapsed",
+	t.Logf("%d module files: %d prepared now (%v spent preparing), the rest from the cache %s; %v elapsed",
 		len(files), fresh, prepTime.Round(time.Millisecond), cacheDir, time.Since(start).Round(time.Millisecond))
 
 	// Run every script twice: baseline and prepared.
