@@ -15,7 +15,8 @@ import (
 // loop and if results holding such calls, both arms of an if, the cases
 // of a br_table, call_indirect of two result types (one target that never
 // unwinds), a multi-value callee, select, recursion with a value below
-// the recursive call, and trunc_sat. Its output is a running hash.
+// the recursive call, a local read below such a call and written before
+// it, and trunc_sat. Its output is a running hash.
 const shapesWat = `(module
   (import "wasi_snapshot_preview1" "fd_write" (func $fd_write (param i32 i32 i32 i32) (result i32)))
   (memory (export "memory") 1)
@@ -82,6 +83,12 @@ const shapesWat = `(module
       (i64.add
         (select (local.get $acc) (i64.const 99) (i32.and (local.get $round) (i32.const 4)))
         (call $spin (i32.const 50))))
+    ;; A local read below a call that may unwind, written before the call:
+    ;; the value read, not the local, must come back.
+    (local.set $acc (i64.add (local.get $acc)
+      (block (result i64)
+        (local.set $acc (i64.const 1))
+        (call $spin (i32.const 20)))))
     (local.set $k (i32.const 0))
     (local.set $acc (i64.add (local.get $acc)
       (loop $lr (result i64)
