@@ -88,42 +88,22 @@ func Prepare(ctx context.Context, wasm []byte, opts Options) (*Result, error) {
 	}
 	start := time.Now()
 	var res *Result
+	var why string // why binaryen's Asyncify, where tern's own transform does not apply
 	if !opts.Binaryen {
-		out, tables, err := Unwind(wasm)
-		switch {
-		case err == nil:
-			if verr := validate(ctx, out); verr != nil {
-				// A module wazero refuses is tern's bug; binaryen's
-				// Asyncify still makes the program capturable.
-				why := fmt.Sprintf("tern's unwind transform made a module wazero refuses: %v", verr)
-				if res, err = prepareBinaryen(ctx, wasm, sum, opts); err != nil {
-					return nil, fmt.Errorf("%w (binaryen's Asyncify is needed: %s)", err, why)
-				}
-				res.Fallback = why
-				break
-			}
-			info := Info{Version: Version, Original: sum, Tables: tables, Own: true}
-			m, err := wasmbin.Parse(out)
-			if err != nil {
-				return nil, fmt.Errorf("prepare: its own output does not parse: %w", err)
-			}
-			m.SetCustom(Section, encodeInfo(info))
-			res = &Result{Wasm: m.Encode(), Info: info, Took: time.Since(start), Original: len(wasm)}
-		case errors.Is(err, errFallback):
-			why := err.Error()
-			if res, err = prepareBinaryen(ctx, wasm, sum, opts); err != nil {
-				return nil, fmt.Errorf("%w (binaryen's Asyncify is needed: %s)", err, why)
-			}
-			res.Fallback = why
-		default:
+		var err error
+		if res, why, err = prepareOwn(ctx, wasm, sum); err != nil {
 			return nil, err
 		}
 	}
 	if res == nil {
 		var err error
 		if res, err = prepareBinaryen(ctx, wasm, sum, opts); err != nil {
+			if why != "" {
+				err = fmt.Errorf("%w (binaryen's Asyncify is needed: %s)", err, why)
+			}
 			return nil, err
 		}
+		res.Fallback = why
 	}
 	res.Took = time.Since(start)
 	if cachePath != "" {
@@ -133,6 +113,27 @@ func Prepare(ctx context.Context, wasm []byte, opts Options) (*Result, error) {
 		}
 	}
 	return res, nil
+}
+
+// prepareOwn is preparation by tern's own transform. A module it does not
+// handle gives no result and why.
+func prepareOwn(ctx context.Context, wasm []byte, sum [32]byte) (*Result, string, error) {
+	m, tables, err := unwind(wasm)
+	switch {
+	case errors.Is(err, errFallback):
+		return nil, err.Error(), nil
+	case err != nil:
+		return nil, "", err
+	}
+	info := Info{Version: Version, Original: sum, Tables: tables, Own: true}
+	m.SetCustom(Section, encodeInfo(info))
+	out := m.Encode()
+	if err := validate(ctx, out); err != nil {
+		// A module wazero refuses is tern's bug; binaryen's Asyncify
+		// still makes the program capturable.
+		return nil, fmt.Sprintf("tern's unwind transform made a module wazero refuses: %v", err), nil
+	}
+	return &Result{Wasm: out, Info: info, Original: len(wasm)}, "", nil
 }
 
 // validate compiles wasm without running it.

@@ -51,7 +51,16 @@ const RunRewind = 3
 // Unwind is tern's own preparation. It returns errFallback (wrapped) for a
 // module it does not handle.
 func Unwind(wasm []byte) (out []byte, tables bool, err error) {
-	m, tables, err := parseToPrepare(wasm)
+	m, tables, err := unwind(wasm)
+	if err != nil {
+		return nil, false, err
+	}
+	return m.Encode(), tables, nil
+}
+
+// unwind is Unwind, its module not yet encoded.
+func unwind(wasm []byte) (m *wasmbin.Module, tables bool, err error) {
+	m, tables, err = parseToPrepare(wasm)
 	if err != nil {
 		return nil, false, err
 	}
@@ -250,7 +259,7 @@ func Unwind(wasm []byte) (out []byte, tables bool, err error) {
 	if err != nil {
 		return nil, false, err
 	}
-	return m.Encode(), tables, nil
+	return m, tables, nil
 }
 
 func walkItems(items []*item, f func(*item)) {

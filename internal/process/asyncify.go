@@ -55,18 +55,6 @@ func loadPrepared(ctx context.Context, r wazero.Runtime, p *Program, m *wasmbin.
 
 func newAsyncProgram(m *wasmbin.Module, info asyncify.Info) (*asyncProgram, error) {
 	ap := &asyncProgram{info: info, frame: make([]uint64, m.NumFuncs())}
-	if info.Own {
-		// tern's own transform: the host keeps the frames; nothing to size.
-		if _, ok := m.ExportedFunc(asyncify.ExportRun); !ok {
-			return nil, fmt.Errorf("%w: prepared module exports no %s (prepare it again)", ErrNotCapturable, asyncify.ExportRun)
-		}
-		for _, e := range m.Exports {
-			if e.Kind == wasmbin.KindGlobal && strings.HasPrefix(e.Name, asyncify.ExportGlobal) {
-				ap.globals = append(ap.globals, e.Name)
-			}
-		}
-		return ap, nil
-	}
 	for _, e := range m.Exports {
 		if e.Kind == wasmbin.KindGlobal && strings.HasPrefix(e.Name, asyncify.ExportGlobal) {
 			ap.globals = append(ap.globals, e.Name)
@@ -75,6 +63,10 @@ func newAsyncProgram(m *wasmbin.Module, info asyncify.Info) (*asyncProgram, erro
 	run, ok := m.ExportedFunc(asyncify.ExportRun)
 	if !ok {
 		return nil, fmt.Errorf("%w: prepared module exports no %s (prepare it again)", ErrNotCapturable, asyncify.ExportRun)
+	}
+	if info.Own {
+		// tern's own transform: the host keeps the frames; nothing to size.
+		return ap, nil
 	}
 	ap.bottom = map[uint32]bool{run: true}
 	body, err := m.Body(run)
@@ -201,21 +193,24 @@ func decodeAsyncGuest(b []byte) (asyncGuest, error) {
 	return g, nil
 }
 
-// instantiateAsync instantiates the tern host module and the guest, with
-// listeners on the unwind points that measure the stack there.
+// instantiateAsync instantiates the tern host module and the guest; for
+// binaryen's Asyncify with listeners on the unwind points that measure
+// the stack there.
 func instantiateAsync(ctx context.Context, r wazero.Runtime, prog *Program, sys *wasi.System) (*Process, error) {
 	p := &Process{prog: prog, sys: sys, async: &asyncState{}, inPlace: -1}
-	if prog.Async.info.Own {
-		return instantiateOwn(ctx, r, p)
-	}
-	lctx := experimental.WithFunctionListenerFactory(ctx, experimental.FunctionListenerFactoryFunc(func(def api.FunctionDefinition) experimental.FunctionListener {
-		for _, u := range asyncify.UnwindImports {
-			if def.ModuleName()+"."+def.Name() == u {
-				return unwindListener{p}
+	a := p.async
+	own := prog.Async.info.Own
+	lctx := ctx
+	if !own {
+		lctx = experimental.WithFunctionListenerFactory(ctx, experimental.FunctionListenerFactoryFunc(func(def api.FunctionDefinition) experimental.FunctionListener {
+			for _, u := range asyncify.UnwindImports {
+				if def.ModuleName()+"."+def.Name() == u {
+					return unwindListener{p}
+				}
 			}
-		}
-		return nil
-	}))
+			return nil
+		}))
+	}
 	host, err := sys.Instantiate(lctx, r)
 	if err != nil {
 		return nil, fmt.Errorf("instantiate WASI: %w", err)
@@ -223,9 +218,14 @@ func instantiateAsync(ctx context.Context, r wazero.Runtime, prog *Program, sys 
 	if err := checkImportTypes(prog.cm, host); err != nil {
 		return nil, err
 	}
-	tern, err := r.NewHostModuleBuilder(asyncify.ImportModule).
-		NewFunctionBuilder().WithGoModuleFunction(api.GoModuleFunc(p.yield), nil, nil).Export(asyncify.ImportYield).
-		Instantiate(lctx)
+	b := r.NewHostModuleBuilder(asyncify.ImportModule)
+	if own {
+		a.own = &ownState{}
+		p.ownImports(b)
+	} else {
+		b.NewFunctionBuilder().WithGoModuleFunction(api.GoModuleFunc(p.yield), nil, nil).Export(asyncify.ImportYield)
+	}
+	tern, err := b.Instantiate(lctx)
 	if err != nil {
 		return nil, fmt.Errorf("instantiate %s: %w", asyncify.ImportModule, err)
 	}
@@ -236,15 +236,19 @@ func instantiateAsync(ctx context.Context, r wazero.Runtime, prog *Program, sys 
 		return nil, fmt.Errorf("instantiate: %w", err)
 	}
 	p.mod = mod
-	a := p.async
-	var ok1, ok2 bool
+	var ok1, ok2, ok3 bool
 	a.flag, ok1 = mod.ExportedGlobal(asyncify.ExportFlag).(api.MutableGlobal)
 	a.pages, ok2 = mod.ExportedGlobal(asyncify.ExportPages).(api.MutableGlobal)
-	a.startUnwind = mod.ExportedFunction(asyncify.ExportStartUnwind)
-	a.stopUnwind = mod.ExportedFunction(asyncify.ExportStopUnwind)
-	a.startRewind = mod.ExportedFunction(asyncify.ExportStartRewind)
-	a.stopRew = mod.ExportedFunction(asyncify.ExportStopRewind)
-	if !ok1 || !ok2 || a.startUnwind == nil || a.stopUnwind == nil || a.startRewind == nil || a.stopRew == nil {
+	if own {
+		a.own.unwinding, ok3 = mod.ExportedGlobal(asyncify.ExportUnwinding).(api.MutableGlobal)
+	} else {
+		a.startUnwind = mod.ExportedFunction(asyncify.ExportStartUnwind)
+		a.stopUnwind = mod.ExportedFunction(asyncify.ExportStopUnwind)
+		a.startRewind = mod.ExportedFunction(asyncify.ExportStartRewind)
+		a.stopRew = mod.ExportedFunction(asyncify.ExportStopRewind)
+		ok3 = a.startUnwind != nil && a.stopUnwind != nil && a.startRewind != nil && a.stopRew != nil
+	}
+	if !ok1 || !ok2 || !ok3 {
 		p.Close(ctx)
 		return nil, errors.New("prepared module lacks its capture exports")
 	}
@@ -254,9 +258,8 @@ func instantiateAsync(ctx context.Context, r wazero.Runtime, prog *Program, sys 
 	return p, nil
 }
 
-// bindCapture finds what both kinds of prepared module export for
-// capture, beyond their own: tern.run, the start function, the mutable
-// globals; and makes blocking WASI calls unwind.
+// bindCapture finds tern.run, the start function and the mutable globals
+// of a prepared module, and makes blocking WASI calls unwind.
 func (p *Process) bindCapture(ctx context.Context) error {
 	a, mod := p.async, p.mod
 	a.run = mod.ExportedFunction(asyncify.ExportRun)

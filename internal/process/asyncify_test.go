@@ -102,37 +102,47 @@ func TestAsyncifyFreezeStopResume(t *testing.T) {
 
 // Freezing and continuing in place changes nothing.
 func TestAsyncifyFreezeContinue(t *testing.T) {
-	ctx := context.Background()
 	wasm := buildC(t, cGuestSrc)
 	ref := uninterrupted(t, wasm)
 	var out lockedBuffer
 	p, done := start(t, wasm, &out)
-	n := 0
-	for ; ; n++ {
+	n := freezeContinueToEnd(t, p, done, 2*time.Millisecond, func(fz *Frozen) {
+		if !strings.Contains(DescribeGuest(fz.Image.Kind, fz.Image.Guest), "stack data") {
+			t.Fatal("no stack data")
+		}
+	})
+	if out.String() != ref {
+		t.Fatalf("output differs:\n%s\nwant:\n%s", out.String(), ref)
+	}
+	if n < 5 {
+		t.Fatalf("only %d freezes", n)
+	}
+}
+
+// freezeContinueToEnd freezes p every gap and continues it, checking each
+// freeze with check (nil: none), until its run ends without an error. It
+// returns how many times it tried to freeze.
+func freezeContinueToEnd(t *testing.T, p *Process, done chan error, gap time.Duration, check func(*Frozen)) int {
+	t.Helper()
+	for n := 0; ; n++ {
 		select {
 		case err := <-done:
 			if err != nil {
 				t.Fatal(err)
 			}
-			if out.String() != ref {
-				t.Fatalf("output differs:\n%s\nwant:\n%s", out.String(), ref)
-			}
-			if n < 5 {
-				t.Fatalf("only %d freezes", n)
-			}
-			return
+			return n
 		default:
 		}
-		time.Sleep(2 * time.Millisecond)
-		fz, err := p.Freeze(ctx, 0)
+		time.Sleep(gap)
+		fz, err := p.Freeze(context.Background(), 0)
 		if errors.Is(err, ErrNotRunning) {
 			continue
 		}
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !strings.Contains(DescribeGuest(fz.Image.Kind, fz.Image.Guest), "stack data") {
-			t.Fatal("no stack data")
+		if check != nil {
+			check(fz)
 		}
 		fz.Continue()
 	}

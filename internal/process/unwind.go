@@ -29,57 +29,26 @@ type ownState struct {
 // errStackData: a rewind asked for more than the stack data holds.
 var errStackData = errors.New("resume: the stack data ran out before the stack was rebuilt (image and module disagree)")
 
-func instantiateOwn(ctx context.Context, r wazero.Runtime, p *Process) (*Process, error) {
-	a, sys, prog := p.async, p.sys, p.prog
-	own := &ownState{}
-	a.own = own
-	host, err := sys.Instantiate(ctx, r)
-	if err != nil {
-		return nil, fmt.Errorf("instantiate WASI: %w", err)
-	}
-	if err := checkImportTypes(prog.cm, host); err != nil {
-		return nil, err
-	}
+// ownImports adds the functions a module of tern's own transform imports
+// to b, tern's host module.
+func (p *Process) ownImports(b wazero.HostModuleBuilder) {
+	own := p.async.own
 	i32, i64 := api.ValueTypeI32, api.ValueTypeI64
-	tern, err := r.NewHostModuleBuilder(asyncify.ImportModule).
-		NewFunctionBuilder().WithGoModuleFunction(api.GoModuleFunc(p.safepoint), nil, []api.ValueType{i32}).Export(asyncify.ImportSafepoint).
-		NewFunctionBuilder().WithGoFunction(api.GoFunc(func(_ context.Context, st []uint64) {
+	b.NewFunctionBuilder().WithGoModuleFunction(api.GoModuleFunc(p.safepoint), nil, []api.ValueType{i32}).Export(asyncify.ImportSafepoint)
+	b.NewFunctionBuilder().WithGoFunction(api.GoFunc(func(_ context.Context, st []uint64) {
 		own.cur = append(own.cur, st[0])
-	}), []api.ValueType{i64}, nil).Export(asyncify.ImportPush).
-		NewFunctionBuilder().WithGoFunction(api.GoFunc(func(_ context.Context, st []uint64) {
+	}), []api.ValueType{i64}, nil).Export(asyncify.ImportPush)
+	b.NewFunctionBuilder().WithGoFunction(api.GoFunc(func(_ context.Context, st []uint64) {
 		own.frames = append(own.frames, append([]uint64{uint64(uint32(st[0])), uint64(uint32(st[1]))}, own.cur...))
 		own.cur = own.cur[:0]
-	}), []api.ValueType{i32, i32}, nil).Export(asyncify.ImportFrame).
-		NewFunctionBuilder().WithGoFunction(api.GoFunc(func(_ context.Context, st []uint64) {
+	}), []api.ValueType{i32, i32}, nil).Export(asyncify.ImportFrame)
+	b.NewFunctionBuilder().WithGoFunction(api.GoFunc(func(_ context.Context, st []uint64) {
 		if own.pos >= len(own.seq) {
 			panic(errStackData)
 		}
 		st[0] = own.seq[own.pos]
 		own.pos++
-	}), nil, []api.ValueType{i64}).Export(asyncify.ImportPop).
-		Instantiate(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("instantiate %s: %w", asyncify.ImportModule, err)
-	}
-	p.host = tern
-	mod, err := r.InstantiateModule(ctx, prog.cm, wazero.NewModuleConfig().WithName("").WithStartFunctions())
-	if err != nil {
-		tern.Close(ctx)
-		return nil, fmt.Errorf("instantiate: %w", err)
-	}
-	p.mod = mod
-	var ok1, ok2, ok3 bool
-	a.flag, ok1 = mod.ExportedGlobal(asyncify.ExportFlag).(api.MutableGlobal)
-	a.pages, ok2 = mod.ExportedGlobal(asyncify.ExportPages).(api.MutableGlobal)
-	own.unwinding, ok3 = mod.ExportedGlobal(asyncify.ExportUnwinding).(api.MutableGlobal)
-	if !ok1 || !ok2 || !ok3 {
-		p.Close(ctx)
-		return nil, errors.New("prepared module lacks its capture exports")
-	}
-	if err := p.bindCapture(ctx); err != nil {
-		return nil, err
-	}
-	return p, nil
+	}), nil, []api.ValueType{i64}).Export(asyncify.ImportPop)
 }
 
 // begin starts an unwind from the current unwind point.

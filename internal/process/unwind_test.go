@@ -1,8 +1,6 @@
 package process
 
 import (
-	"context"
-	"errors"
 	"testing"
 	"time"
 
@@ -131,31 +129,10 @@ func TestUnwindShapes(t *testing.T) {
 		t.Fatalf("not prepared by tern's own transform (err %v)", err)
 	}
 	ref := uninterrupted(t, wasm)
-	ctx := context.Background()
 
 	var out lockedBuffer
 	p, done := start(t, wasm, &out)
-	n := 0
-loop:
-	for ; ; n++ {
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Fatal(err)
-			}
-			break loop
-		default:
-		}
-		time.Sleep(500 * time.Microsecond)
-		fz, err := p.Freeze(ctx, 0)
-		if errors.Is(err, ErrNotRunning) {
-			continue
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		fz.Continue()
-	}
+	n := freezeContinueToEnd(t, p, done, 500*time.Microsecond, nil)
 	if out.String() != ref {
 		t.Fatalf("output after %d freezes differs:\n%s\nwant:\n%s", n, out.String(), ref)
 	}
