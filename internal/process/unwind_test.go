@@ -1,6 +1,9 @@
 package process
 
 import (
+	"context"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -158,5 +161,70 @@ func TestUnwindShapes(t *testing.T) {
 	}
 	if chain.String() != ref {
 		t.Fatalf("output after a chain of 12 differs:\n%s\nwant:\n%s", chain.String(), ref)
+	}
+}
+
+// An image whose stack data does not fit the module (signed images make
+// this a bug, not an attack) fails its run with a clear error: data that
+// does not decode, a frame of another function, data that runs out before
+// the stack is rebuilt.
+func TestUnwindBadStackData(t *testing.T) {
+	wasm := buildWat(t, shapesWat)
+	var out lockedBuffer
+	p, done := start(t, wasm, &out)
+	time.Sleep(20 * time.Millisecond)
+	enc, _ := freezeStop(t, p, done)
+	img, st := decodeImage(t, enc)
+	g, err := decodeAsyncGuest(img.Guest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	frames, err := decodeFrames(g.Stack)
+	if err != nil || len(frames) < 2 {
+		t.Fatalf("%d frames, %v", len(frames), err)
+	}
+	innermostFirst := func(fs [][]uint64) [][]uint64 {
+		r := slices.Clone(fs)
+		slices.Reverse(r)
+		return r
+	}
+	otherFunc := slices.Clone(frames)
+	otherFunc[0] = slices.Clone(otherFunc[0])
+	otherFunc[0][0] += 1000
+	for _, c := range []struct {
+		name  string
+		stack []byte
+		want  string
+	}{
+		{"undecodable", []byte{0xff}, "stack data"},
+		{"other function", encodeFrames(innermostFirst(otherFunc)), "unreachable"},
+		{"runs out", encodeFrames(innermostFirst(frames[:len(frames)-1])), "stack data ran out"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			bad := *img
+			g2 := g
+			g2.Stack = c.stack
+			bad.Guest = encodeAsyncGuest(g2)
+			ctx := context.Background()
+			r := newTestRuntime(t, EngineCompiler)
+			prog, err := Load(ctx, r, wasm, true)
+			if err != nil {
+				t.Fatal(err)
+			}
+			sys, err := wasi.Restore(st, wasi.RestoreOptions{Stdio: wasi.Stdio{Stdout: &out, Stderr: &out}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer sys.Close()
+			rp, err := Resume(ctx, r, prog, &bad, sys)
+			if err == nil {
+				defer rp.Close(ctx)
+				_, err = rp.Run(ctx)
+			}
+			t.Logf("%v", err)
+			if err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("got %v, want an error saying %q", err, c.want)
+			}
+		})
 	}
 }
