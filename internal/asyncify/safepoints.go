@@ -93,7 +93,11 @@ func newCallGraph(m *wasmbin.Module) (*callGraph, error) {
 		err := wasmbin.Walk(b.Instructions(), func(in wasmbin.Instr) error {
 			switch in.Op {
 			case wasmbin.OpCall:
-				if f := uint32(in.Imm); f >= m.NumImportedFuncs {
+				f := uint32(in.Imm)
+				if in.Imm >= int64(n) {
+					return fmt.Errorf("%w: call of function %d, of %d", wasmbin.ErrMalformed, in.Imm, n)
+				}
+				if f >= m.NumImportedFuncs {
 					g.edges[i] = append(g.edges[i], f-m.NumImportedFuncs)
 				}
 			case wasmbin.OpCallIndirect:
